@@ -1,0 +1,76 @@
+"""One error root, one exit-code table. `rlops.cli.main` is the one place that prints errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_FAILURE = 1  # an unexpected failure (a bug, or the environment); run with --traceback
+EXIT_INVALID = 2  # bad input: a spec, a log file, a command-line argument
+EXIT_STALE = 3  # `rlops plan --check`: params.yaml differs from what the spec and conf produce
+EXIT_GATE_FAILED = 4  # `rlops verdict`: the candidate did not pass its gates
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES = {
+    EXIT_OK: "success",
+    EXIT_FAILURE: "unexpected failure (re-run with --traceback and report it)",
+    EXIT_INVALID: "invalid input: a spec, a log file or an argument; the message names the place and the fix",
+    EXIT_STALE: "params.yaml is stale: run `rlops plan SPEC` and commit the result",
+    EXIT_GATE_FAILED: "the candidate did not pass its gates (a normal outcome; see the report)",
+    EXIT_INTERRUPTED: "interrupted",
+}
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with an input, with its place: `file:line: field.path: message`."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        place = self.file if self.line is None else f"{self.file}:{self.line}"
+        if not place:
+            return f"{self.field}: {self.message}" if self.field else self.message
+        return f"{place}: {self.field}: {self.message}" if self.field else f"{place}: {self.message}"
+
+
+class RlopsError(Exception):
+    """The root of every error rlops reports to a user. `hint` says how to fix it."""
+
+    exit_code = EXIT_FAILURE
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class InvalidInput(RlopsError):
+    """Bad input; carries every problem found, not just the first."""
+
+    exit_code = EXIT_INVALID
+
+    def __init__(self, problems: list[Problem] | str, hint: str | None = None):
+        if isinstance(problems, str):
+            problems = [Problem("", None, "", problems)]
+        self.problems = sorted(set(problems), key=lambda p: (p.file, p.line or 0, p.field, p.message))
+        n = len(self.problems)
+        head = f"{n} problem{'s' if n != 1 else ''} found"
+        super().__init__(head + ":\n" + "\n".join(f"  {p}" for p in self.problems), hint)
+
+
+class StaleParams(RlopsError):
+    exit_code = EXIT_STALE
+
+
+class GateFailed(RlopsError):
+    exit_code = EXIT_GATE_FAILED
+
+
+class StageFailed(RlopsError):
+    """A pipeline stage could not complete (missing input, training diverged, ...)."""
+
+    exit_code = EXIT_FAILURE

@@ -1,0 +1,1 @@
+"""Evaluation: suites under specs/evals/, metrics by name, lm-eval runs for candidate and incumbent."""

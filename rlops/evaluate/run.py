@@ -1,0 +1,89 @@
+"""The `evaluate` stage: lm-eval's simple_evaluate on the in-memory model, one run per model, same settings.
+
+Writes results.json (mean and standard error per suite.metric) and samples.jsonl (every item's answer and
+scores, which the gate pairs by item id).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from rlops.errors import StageFailed
+from rlops.evaluate.suites import load_suite, task_config
+from rlops.io import atomic_write_json, atomic_write_lines
+from rlops.train.runtime import Runtime
+
+
+def summarize(items: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Mean, standard error and n for each suite.metric over item rows."""
+    by_key: dict[str, list[float]] = {}
+    for it in items:
+        for m, v in it["scores"].items():
+            by_key.setdefault(f"{it['suite']}.{m}", []).append(v)
+    out = {}
+    for key, vals in sorted(by_key.items()):
+        n = len(vals)
+        mean = sum(vals) / n
+        var = sum((v - mean) ** 2 for v in vals) / (n - 1) if n > 1 else 0.0
+        out[key] = {"mean": round(mean, 6), "stderr": round(math.sqrt(var / n), 6), "n": n}
+    return out
+
+
+def evaluate(params: dict[str, Any], root: Path, which: str, model_dir: Path, out_dir: Path) -> dict[str, Any]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    ev = params["evaluate"]
+    rt = Runtime.from_mapping(params["runtime"])
+    rt.apply()
+    if rt.device.startswith("cuda") and not torch.cuda.is_available():
+        raise StageFailed("runtime.device is cuda but torch sees no CUDA device", hint="plan with `runtime=cpu`")
+    suites = [load_suite(root, ev["suites_dir"], name) for name in ev["suites"]]
+    tasks = [task_config(s, int(ev["max_new_tokens"])) for s in suites]
+    if not model_dir.is_dir():
+        raise StageFailed(f"{model_dir} does not exist", hint="run the stages before it: `dvc repro`")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=rt.torch_dtype()).to(rt.device)
+    print(f"evaluate {which}: {', '.join(s.name for s in suites)} on {rt.device} ({rt.precision})", flush=True)
+    started = time.time()
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=int(ev["batch_size"]), device=rt.device)
+    res = lm_eval.simple_evaluate(
+        model=lm,
+        tasks=tasks,
+        task_manager=TaskManager(include_defaults=False),
+        limit=ev["limit"],
+        log_samples=True,
+        apply_chat_template=bool(ev["chat_template"]),
+        system_instruction=params["policy"]["system_prompt"] if ev["chat_template"] else None,
+        bootstrap_iters=0,  # the gate computes paired bootstrap intervals itself
+        random_seed=int(params["seed"]),
+        numpy_random_seed=int(params["seed"]),
+        torch_random_seed=int(params["seed"]),
+        fewshot_random_seed=int(params["seed"]),
+    )
+    items = []
+    for s in suites:
+        for sample in res["samples"][f"rlops_{s.name}"]:
+            items.append({
+                "suite": s.name,
+                "id": sample["doc"].get("id", sample["doc_hash"]),
+                "doc_hash": sample["doc_hash"],
+                "prompt": sample["doc"]["prompt"],
+                "response": sample["filtered_resps"][0],
+                "scores": {m: float(sample[m]) for m in s.metrics},
+            })
+    items.sort(key=lambda it: (it["suite"], it["id"]))
+    summary = {"model": which, "metrics": summarize(items), "seconds": round(time.time() - started, 1)}
+    atomic_write_lines(out_dir / "samples.jsonl", (json.dumps(it, ensure_ascii=False, sort_keys=True) for it in items))
+    atomic_write_json(out_dir / "results.json", summary)
+    for key, v in summary["metrics"].items():
+        print(f"evaluate {which}: {key} = {v['mean']:.3f} ± {v['stderr']:.3f} (n={v['n']})", flush=True)
+    return summary

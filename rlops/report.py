@@ -1,0 +1,54 @@
+"""The gate report: one Markdown page that a reviewer reads in the pull request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _f(x: float | None, signed: bool = False) -> str:
+    if x is None:
+        return "–"
+    return f"{x:+.3f}" if signed else f"{x:.3f}"
+
+
+def render(params: dict[str, Any], verdict: dict[str, Any], incumbent: dict[str, Any], candidate: dict[str, Any],
+           signals: dict[str, Any], train: dict[str, Any]) -> str:
+    c = params["cycle"]
+    conf = int(round(100 * params["gate"]["bootstrap"]["confidence"]))
+    lines = [
+        f"# Cycle {c['number']:04d} · {c['policy']}: {'PASS' if verdict['passed'] else 'FAIL'}",
+        "",
+        f"- **Spec:** `{params['plan']['spec']}`  ",
+        f"- **Parent:** `{c['parent']}` ({params['model']['name']}) · **method:** {params['train']['method']} · "
+        f"**promotion:** {c['promotion']['mode']}",
+        f"- **Rationale:** {c['rationale']}",
+        "",
+        "## Verdict",
+        "",
+        "| gate | rule | incumbent | candidate | diff | bound | result | why |",
+        "|---|---|---:|---:|---:|---:|---|---|",
+    ]
+    for g in verdict["gates"]:
+        bound = _f(g["ci_low"], True) if g["rule"] in ("non_inferior", "superior") else "–"
+        lines.append(f"| `{g['metric']}` | {g['rule']} | {_f(g['incumbent'])} | {_f(g['candidate'])} | "
+                     f"{_f(g['diff'], True)} | {bound} | {'✅ pass' if g['passed'] else '❌ fail'} | {g['reason']} |")
+        if g["regressions"]:
+            lines.append(f"| | | | | | | | regressed: {', '.join(g['regressions'][:10])} |")
+    lines += ["", f"Bounds are one-sided {conf}% paired-bootstrap bounds on the per-item difference.", "",
+              "## Before / after", "", "| metric | incumbent | candidate | n |", "|---|---:|---:|---:|"]
+    for key in sorted(set(incumbent["metrics"]) | set(candidate["metrics"])):
+        i, k = incumbent["metrics"].get(key, {}), candidate["metrics"].get(key, {})
+        lines.append(f"| `{key}` | {_f(i.get('mean'))} ± {_f(i.get('stderr'))} | {_f(k.get('mean'))} ± "
+                     f"{_f(k.get('stderr'))} | {k.get('n', i.get('n', 0))} |")
+    pairs = signals.get("pairs", {})
+    lines += ["", "## Data", "",
+              f"- Records read: {signals.get('records_read', {})}",
+              f"- Pairs: {pairs.get('total', 0)} ({', '.join(f'{k} {v}' for k, v in sorted(pairs.items()) if k != 'total')})",
+              f"- Dropped: {', '.join(f'{k} {v}' for k, v in sorted(signals.get('dropped', {}).items())) or 'none'}",
+              f"- Quarantined: {signals.get('quarantined', {})}",
+              "", "## Training", "",
+              f"- {train.get('method')}: {train.get('steps')} steps on {train.get('pairs')} pairs; "
+              f"loss {train.get('loss_first')} → {train.get('loss')}, reward margin {train.get('reward_margin')}, "
+              f"reward accuracy {train.get('reward_accuracy')}",
+              ""]
+    return "\n".join(lines)

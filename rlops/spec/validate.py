@@ -1,0 +1,366 @@
+"""`rlops validate`: load specs and logs, check them against their schemas and against the repository.
+
+Every check collects its problems instead of stopping at the first, so one run lists everything to fix.
+Imports nothing heavy (no torch, transformers, trl, lm_eval or dvc): it runs on every commit and in CI.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+from pathlib import Path, PurePath, PureWindowsPath
+from typing import Any, Iterator
+
+from rlops.errors import InvalidInput, Problem
+from rlops.spec import schema
+from rlops.spec.yamlload import Loaded, field_path, load_yaml, relative_name
+
+POLICY_FILE = Path("specs") / "policy.yaml"
+EVALS_DIR = Path("specs") / "evals"
+MODEL_CONF_DIR = Path("pipelines") / "conf" / "model"
+YAML_SUFFIXES = {".yaml", ".yml"}
+LOG_SUFFIXES = {".jsonl"}
+MAX_LOG_PROBLEMS = 100  # per log file; the rest are counted, so a broken 1 GB log stays readable
+
+_SLUG = re.compile(r"[a-z][a-z0-9-]*\Z")
+_MODEL = re.compile(r"[a-z][a-z0-9._-]*\Z")
+_VERSION = re.compile(r"([a-z][a-z0-9-]*)@v[1-9][0-9]*\Z")
+_RECORD_SCHEMA = re.compile(r"rlops\.([a-z][a-z0-9_-]*)/v([0-9]+)\Z")
+
+
+# -- public API ------------------------------------------------------------------------------------------------
+
+
+def load_spec(path: Path, root: Path) -> Loaded:
+    """Load a cycle spec, check it (schema and repository); InvalidInput lists every problem.
+
+    Returns the Loaded document (`.data`, `.file`, `.line(field_path)`) so callers can point at lines too."""
+    path, root = Path(path), Path(root)
+    loaded = load_yaml(path, root)
+    problems = check_cycle(loaded, path, root)
+    if problems:
+        raise InvalidInput(problems)
+    return loaded
+
+
+def load_policy(root: Path) -> Loaded:
+    """Load and check root/specs/policy.yaml; InvalidInput lists every problem."""
+    root = Path(root)
+    loaded = load_yaml(root / POLICY_FILE, root)
+    problems = check_policy(loaded, root)
+    if problems:
+        raise InvalidInput(problems)
+    return loaded
+
+
+def validate_paths(paths: list[Path], root: Path) -> list[Problem]:
+    """Every problem in the given specs and logs; a directory means every *.yaml, *.yml and *.jsonl below it."""
+    root = Path(root)
+    problems: list[Problem] = []
+    for path in _expand(paths, root, problems):
+        problems.extend(validate_file(path, root))
+    return sorted(set(problems), key=lambda p: (p.file, p.line or 0, p.field, p.message))
+
+
+def validate_file(path: Path, root: Path) -> list[Problem]:
+    """Problems in one file, recognised by its suffix and content: cycle spec, policy spec, eval suite or log."""
+    path, root = Path(path), Path(root)
+    suffix = path.suffix.lower()
+    if suffix in YAML_SUFFIXES:
+        return _validate_yaml(path, root)
+    if suffix in LOG_SUFFIXES:
+        return _validate_log(path, root)
+    return [Problem(relative_name(path, root), None, "", "not a spec or log file: expected .yaml/.yml "
+                    "(cycle, policy or eval suite spec) or .jsonl (interaction, feedback or preference records)")]
+
+
+def check_cycle(loaded: Loaded, path: Path, root: Path) -> list[Problem]:
+    """Problems in a loaded cycle spec: schema, declarative rules and consistency with the repository."""
+    if not isinstance(loaded.data, dict):
+        return [_not_mapping(loaded, "a cycle spec")]
+    problems = _declarative(loaded)
+    problems += _schema_problems(loaded, "cycle", problems)
+    problems += _cycle_semantics(loaded, Path(path), Path(root))
+    return problems
+
+
+def check_policy(loaded: Loaded, root: Path) -> list[Problem]:
+    """Problems in a loaded policy spec: schema, declarative rules and that its base model config exists."""
+    if not isinstance(loaded.data, dict):
+        return [_not_mapping(loaded, "a policy spec")]
+    problems = _declarative(loaded)
+    problems += _schema_problems(loaded, "policy", problems)
+    model = loaded.data.get("base_model")
+    if isinstance(model, str) and _MODEL.match(model) and not (Path(root) / MODEL_CONF_DIR / f"{model}.yaml").is_file():
+        known = sorted(p.stem for p in (Path(root) / MODEL_CONF_DIR).glob("*.yaml"))
+        problems.append(_at(loaded, ("base_model",), f"no model config {model!r}: expected "
+                            f"{(MODEL_CONF_DIR / model).as_posix()}.yaml; available: {', '.join(known) or 'none'}"))
+    return problems
+
+
+# -- the checks ------------------------------------------------------------------------------------------------
+
+
+def _at(loaded: Loaded, path: tuple, message: str) -> Problem:
+    return Problem(loaded.file, loaded.line(path), field_path(path), message)
+
+
+def _not_mapping(loaded: Loaded, what: str) -> Problem:
+    got = "an empty file" if loaded.data is None else f"a {type(loaded.data).__name__}"
+    return _at(loaded, (), f"expected {what}: a mapping of keys, got {got}")
+
+
+def _declarative(loaded: Loaded) -> list[Problem]:
+    """A spec declares, it never executes: no `_target_`-style keys, no `${...}` interpolation."""
+    problems: list[Problem] = []
+
+    def walk(value: Any, path: tuple) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and key.startswith("_"):
+                    problems.append(_at(loaded, path + (key,), f"key {key!r}: keys starting with '_' are reserved; "
+                                        "rlops never instantiates code from a spec (choose a strategy by name, "
+                                        "e.g. train.method: dpo)"))
+                walk(item, path + (key,))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, path + (i,))
+        elif isinstance(value, str) and "${" in value:
+            problems.append(_at(loaded, path, f"{value[:40]!r}: '${{...}}' interpolation is not allowed in specs "
+                                "(no OmegaConf resolvers); write the value itself"))
+
+    walk(loaded.data, ())
+    return problems
+
+
+def _schema_problems(loaded: Loaded, name: str, already: list[Problem]) -> list[Problem]:
+    """Schema problems, minus those at a field already refused (an `_target_` key is not also 'unknown')."""
+    refused = {p.field for p in already}
+    return [p for p in schema.check(loaded.data, name, loaded.file, loaded.line) if p.field not in refused]
+
+
+def _get(data: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _cycle_semantics(loaded: Loaded, path: Path, root: Path) -> list[Problem]:
+    data, problems = loaded.data, []
+
+    number = data.get("cycle")
+    if isinstance(number, int) and not isinstance(number, bool) and number >= 1:
+        prefix = f"{number:04d}-"
+        if not path.name.startswith(prefix):
+            problems.append(_at(loaded, ("cycle",), f"cycle {number} belongs in a file named {prefix}<slug>.yaml, "
+                                f"not {path.name}; rename the file or fix the number"))
+
+    policy = data.get("policy")
+    declared = _declared_policy(root, problems)
+    if isinstance(policy, str) and declared is not None and policy != declared:
+        problems.append(_at(loaded, ("policy",), f"policy {policy!r} does not match {POLICY_FILE.as_posix()}, "
+                            f"which declares {declared!r}"))
+    parent = data.get("parent")
+    match = _VERSION.match(parent) if isinstance(parent, str) else None
+    if match and isinstance(policy, str) and match.group(1) != policy:
+        problems.append(_at(loaded, ("parent",), f"parent {parent!r} is a version of another policy; "
+                            f"use base, production or {policy}@v<N>"))
+
+    for key in ("interactions", "feedback"):
+        value = _get(data, "feedback", key)
+        if isinstance(value, str) and value:
+            message = _repo_path_problem(value, root)
+            if message:
+                problems.append(_at(loaded, ("feedback", key), message))
+
+    start, end = _date(_get(data, "feedback", "window", "from")), _date(_get(data, "feedback", "window", "to"))
+    if start and end and start > end:
+        problems.append(_at(loaded, ("feedback", "window", "from"),
+                            f"the window starts ({start}) after it ends ({end}); swap from and to"))
+
+    suites = _get(data, "evaluate", "suites")
+    suites = suites if isinstance(suites, list) else []
+    for i, suite in enumerate(suites):
+        if isinstance(suite, str) and _SLUG.match(suite) and not (root / EVALS_DIR / suite / "suite.yaml").is_file():
+            problems.append(_at(loaded, ("evaluate", "suites", i), f"no suite {suite!r}: expected "
+                                f"{(EVALS_DIR / suite).as_posix()}/suite.yaml"))
+
+    gates = data.get("gates")
+    for i, gate in enumerate(gates if isinstance(gates, list) else []):
+        metric = _get(gate, "metric")
+        if isinstance(metric, str) and "." in metric:
+            suite = metric.split(".", 1)[0]
+            if suite not in suites:
+                listed = ", ".join(s for s in suites if isinstance(s, str)) or "none"
+                problems.append(_at(loaded, ("gates", i, "metric"), f"metric {metric!r} comes from suite {suite!r}, "
+                                    f"which evaluate.suites does not list ({listed}); add it there or fix the metric"))
+    return problems
+
+
+def _declared_policy(root: Path, problems: list[Problem]) -> str | None:
+    """The `policy` name in specs/policy.yaml; when that file does not load, its problems join the cycle's."""
+    try:
+        loaded = load_yaml(root / POLICY_FILE, root)
+    except InvalidInput as e:
+        problems.extend(e.problems)
+        return None
+    name = _get(loaded.data, "policy")
+    return name if isinstance(name, str) else None
+
+
+def _date(value: Any) -> datetime.date | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:
+        return None  # the schema reports it
+
+
+def _repo_path_problem(value: str, root: Path) -> str | None:
+    """Why `value` is not an existing file inside the repository, or None when it is."""
+    if value.startswith("~"):
+        return f"{value!r}: '~' is not expanded; write the path relative to the repository root"
+    if PurePath(value).is_absolute() or PureWindowsPath(value).is_absolute() or PureWindowsPath(value).drive:
+        return f"{value!r} is an absolute path; write it relative to the repository root, e.g. data/example/log.jsonl"
+    try:
+        top = root.resolve()
+        lexical = Path(os.path.normpath(top / value))
+        if not lexical.is_relative_to(top):
+            return f"{value!r} points outside the repository; paths must stay inside it"
+        real = (top / value).resolve()
+        if not real.is_relative_to(top):
+            return f"{value!r} is a symlink to {real}, outside the repository; paths must stay inside it"
+        if not real.exists():
+            return f"no such file: {value!r} (relative to the repository root)"
+        if not real.is_file():
+            return f"{value!r} is not a file"
+    except (OSError, RuntimeError, ValueError) as e:  # symlink loops, NUL bytes
+        return f"{value!r} is not a usable path: {e}"
+    return None
+
+
+# -- validate_paths --------------------------------------------------------------------------------------------
+
+
+def _is_suite(path: Path) -> bool:
+    return path.name == "suite.yaml" and _in_suite_folder(path)
+
+
+def _is_cycle_place(path: Path) -> bool:
+    return path.parent.name == "cycles" and path.parent.parent.name == "specs"
+
+
+def _is_policy_place(path: Path) -> bool:
+    return path.name == "policy.yaml" and path.parent.name == "specs"
+
+
+def _in_suite_folder(path: Path) -> bool:
+    return path.parent.parent.name == "evals" and path.parent.parent.parent.name == "specs"
+
+
+def _expand(paths: list[Path], root: Path, problems: list[Problem]) -> Iterator[Path]:
+    for path in map(Path, paths):
+        if path.is_dir():
+            for found in sorted(path.rglob("*")):
+                inner = found.relative_to(path).parts
+                if any(part.startswith(".") or part == "__pycache__" for part in inner) or not found.is_file():
+                    continue
+                suffix = found.suffix.lower()
+                # task files beside a suite.yaml belong to lm-eval (they may carry `!function`); its loader checks them
+                if suffix in YAML_SUFFIXES and _in_suite_folder(found) and not _is_suite(found):
+                    continue
+                if suffix in YAML_SUFFIXES | LOG_SUFFIXES:
+                    yield found
+        elif path.exists() or path.is_symlink():
+            yield path
+        else:
+            problems.append(Problem(relative_name(path, root), None, "", "no such file or directory"))
+
+
+def _validate_yaml(path: Path, root: Path) -> list[Problem]:
+    try:
+        loaded = load_yaml(path, root)
+    except InvalidInput as e:
+        return list(e.problems)
+    data = loaded.data
+    if _is_suite(path):
+        return [] if isinstance(data, dict) else [_not_mapping(loaded, "an eval suite")]
+    # where a file lives decides first, so a misspelt key in specs/cycles/ is reported, not mistaken for "no spec"
+    if _is_cycle_place(path) or (isinstance(data, dict) and "cycle" in data):
+        return check_cycle(loaded, path, root)
+    if _is_policy_place(path) or (isinstance(data, dict) and "base_model" in data):
+        return check_policy(loaded, root)
+    return [_at(loaded, (), "not a spec or log file: a cycle spec has a top-level 'cycle' key, a policy spec a "
+                "'base_model' key, and an eval suite lives at specs/evals/<suite>/suite.yaml")]
+
+
+def record_schema(record: dict) -> tuple[str | None, str | None]:
+    """(schema name, problem) for one log record: its "schema" field, else its shape (chosen/rejected: preference)."""
+    declared = record.get("schema")
+    if isinstance(declared, str):
+        match = _RECORD_SCHEMA.match(declared)
+        if match and match.group(2) == "1":
+            return match.group(1), None
+        if match or declared.startswith("rlops."):
+            return None, f"unknown record schema {declared!r}; this rlops reads rlops.<kind>/v1"
+    if "chosen" in record or "rejected" in record:
+        return "preference", None
+    return None, None
+
+
+def _parse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON; write null or a number")
+
+
+def _record_problems(raw: bytes, number: int, offset: int, file: str) -> list[Problem]:
+    def at(message: str, field: str = "") -> list[Problem]:
+        return [Problem(file, number, field, message)]
+
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return at(f"not valid UTF-8 at byte {offset + e.start}; save the file as UTF-8")
+    if not text.strip():
+        return []  # blank lines carry no record
+    try:
+        record = json.loads(text, parse_constant=_parse_constant)
+    except json.JSONDecodeError as e:
+        return at(f"not valid JSON: {e.msg} (column {e.colno}); each line must be one JSON object")
+    except (ValueError, RecursionError) as e:
+        return at(f"not valid JSON: {e}")
+    if not isinstance(record, dict):
+        return at(f"expected a JSON object, got {type(record).__name__ if record is not None else 'null'}")
+    name, problem = record_schema(record)
+    if problem:
+        return at(problem, "schema")
+    if name is None or not schema.has_schema(name):
+        return []  # no schema to hold it to (yet): being valid JSON is all we can check
+    return schema.check(record, name, file, lambda _path: number)
+
+
+def _validate_log(path: Path, root: Path) -> list[Problem]:
+    file = relative_name(path, root)
+    problems: list[Problem] = []
+    hidden, first_hidden = 0, None
+    try:
+        with open(path, "rb") as lines:
+            offset = 0
+            for number, raw in enumerate(lines, 1):
+                found = _record_problems(raw, number, offset, file)
+                offset += len(raw)
+                if len(problems) + len(found) <= MAX_LOG_PROBLEMS:
+                    problems.extend(found)
+                elif found:
+                    hidden += len(found)
+                    first_hidden = first_hidden or number
+    except OSError as e:
+        return [Problem(file, None, "", f"cannot read: {e.strerror or e}")]
+    if hidden:
+        problems.append(Problem(file, first_hidden, "", f"{hidden} more problems from this line on "
+                                f"(only the first {MAX_LOG_PROBLEMS} are listed)"))
+    return problems

@@ -1,0 +1,107 @@
+"""The DVC stages: each reads params.yaml, calls one function of the package and writes its declared outputs.
+
+`pipelines/<stage>.py` are the thin entry points that dvc.yaml runs; the paths here and in dvc.yaml agree
+(tests/test_pipeline_layout.py checks it).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ART = Path("artifacts")
+BASE_MODEL = ART / "base" / "model"
+EXTRACT = ART / "extract"
+TRAIN = ART / "train"
+EVALUATE = ART / "evaluate"
+GATE = ART / "gate"
+MODELS = {"incumbent": BASE_MODEL, "candidate": TRAIN / "merged"}
+
+
+def _params(root: Path) -> dict[str, Any]:
+    import yaml
+
+    from rlops.errors import StageFailed
+
+    path = root / "params.yaml"
+    if not path.is_file():
+        raise StageFailed("params.yaml not found", hint="run `rlops plan specs/cycles/<cycle>.yaml` first")
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def base(root: Path, params: dict[str, Any]) -> None:
+    from rlops.train.base import materialize
+
+    materialize(params, root, root / BASE_MODEL)
+
+
+def extract(root: Path, params: dict[str, Any]) -> None:
+    from rlops.extract.run import run
+
+    run(params, root, root / EXTRACT)
+
+
+def train(root: Path, params: dict[str, Any]) -> None:
+    from rlops.errors import InvalidInput, Problem
+
+    method = params["train"]["method"]
+    if method != "dpo":
+        raise InvalidInput([Problem("params.yaml", None, "train.method", f"'{method}' is not implemented; available: dpo")])
+    from rlops.train.dpo import train as train_dpo
+
+    train_dpo(params, root, root / BASE_MODEL, root / EXTRACT / "pairs.jsonl", root / TRAIN)
+
+
+def evaluate(root: Path, params: dict[str, Any], which: str) -> None:
+    from rlops.errors import InvalidInput, Problem
+
+    if which not in MODELS:
+        raise InvalidInput([Problem("command line", None, "", f"evaluate takes one of {', '.join(MODELS)}, not '{which}'")])
+    from rlops.evaluate.run import evaluate as run_eval
+
+    run_eval(params, root, which, root / MODELS[which], root / EVALUATE / which)
+
+
+def gate(root: Path, params: dict[str, Any]) -> None:
+    from rlops import gate as gates
+    from rlops.evaluate.suites import read_items
+    from rlops.io import atomic_write_json, atomic_write_text
+    from rlops.report import render
+
+    def load(path: Path):
+        return json.loads((root / path).read_text(encoding="utf-8"))
+
+    cand = read_items(root / EVALUATE / "candidate" / "samples.jsonl")
+    inc = read_items(root / EVALUATE / "incumbent" / "samples.jsonl")
+    verdict = gates.decide(params["gate"]["rules"], cand, inc, params["gate"]["bootstrap"]).to_json()
+    verdict["cycle"] = params["cycle"]["number"]
+    verdict["policy"] = params["cycle"]["policy"]
+    report = render(params, verdict, load(EVALUATE / "incumbent" / "results.json"),
+                    load(EVALUATE / "candidate" / "results.json"), load(EXTRACT / "signals.json"),
+                    load(TRAIN / "metrics.json"))
+    atomic_write_text(root / GATE / "report.md", report)
+    atomic_write_json(root / GATE / "verdict.json", verdict)
+    for g in verdict["gates"]:
+        print(f"gate: {'pass' if g['passed'] else 'FAIL'} {g['metric']} {g['rule']}: {g['reason']}", flush=True)
+    print(f"gate: verdict {verdict['decision'].upper()} -> {GATE / 'verdict.json'}, {GATE / 'report.md'}", flush=True)
+
+
+STAGES = {"base": base, "extract": extract, "train": train, "evaluate": evaluate, "gate": gate}
+
+
+def main(name: str, argv: list[str] | None = None) -> int:
+    """Run one stage from the repository root (DVC's working directory) and return its exit code."""
+    from rlops.cli import report_errors
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    traceback = "--traceback" in args
+    args = [a for a in args if a != "--traceback"]
+
+    def call() -> int:
+        root = Path.cwd()
+        STAGES[name](root, _params(root), *args)
+        return 0
+
+    return report_errors(call, prog=f"rlops stage {name}", traceback=traceback)

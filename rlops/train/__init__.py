@@ -1,0 +1,1 @@
+"""Training: making the parent checkpoint available (`base`) and one module per method over TRL."""

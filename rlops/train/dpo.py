@@ -1,0 +1,167 @@
+"""The `train` stage for `method: dpo`: TRL's DPOTrainer with LoRA from the parent checkpoint.
+
+Writes the LoRA adapter, a merged checkpoint (what evaluation and serving load), training metrics and the
+loss / reward-margin curve. Device and precision come from `runtime`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tempfile
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from rlops.errors import InvalidInput, Problem, StageFailed
+from rlops.io import atomic_dir, atomic_write_json, atomic_write_text
+from rlops.train.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class DPOParams:
+    """The `train` section of params.yaml for DPO (defaults live in pipelines/conf/method/dpo.yaml)."""
+
+    method: str
+    beta: float
+    loss_type: str
+    learning_rate: float
+    max_steps: int
+    per_device_train_batch_size: int
+    gradient_accumulation_steps: int
+    max_length: int
+    warmup_steps: int
+    logging_steps: int
+    gradient_checkpointing: bool
+    lora: dict[str, Any]
+
+    @classmethod
+    def from_mapping(cls, m: dict[str, Any]) -> "DPOParams":
+        names = {f.name for f in fields(cls)}
+        problems = [Problem("params.yaml", None, f"train.{k}", "unknown setting for dpo") for k in m if k not in names]
+        problems += [Problem("params.yaml", None, f"train.{k}", "missing") for k in sorted(names - set(m))]
+        if not problems:
+            for key in ("max_steps", "per_device_train_batch_size", "max_length", "gradient_accumulation_steps"):
+                if not isinstance(m[key], int) or m[key] < 1:
+                    problems.append(Problem("params.yaml", None, f"train.{key}", f"{m[key]!r} must be a positive integer"))
+            for key in ("beta", "learning_rate"):
+                if not isinstance(m[key], (int, float)) or m[key] <= 0:
+                    problems.append(Problem("params.yaml", None, f"train.{key}", f"{m[key]!r} must be a positive number"))
+        if problems:
+            raise InvalidInput(problems, hint="set it in the cycle spec's train.overrides and run `rlops plan` again")
+        return cls(**{k: m[k] for k in names})
+
+
+def _load_pairs(path: Path):
+    from datasets import Dataset
+
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            rows.append({"prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"]})
+    if not rows:
+        raise StageFailed(f"{path} holds no preference pairs", hint="see artifacts/extract/signals.json for what was dropped")
+    return Dataset.from_list(rows)
+
+
+def _curve_csv(history: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["step", "loss", "reward_margin", "reward_accuracy"])
+    for h in history:
+        if "loss" in h and "step" in h:
+            w.writerow([h["step"], round(h["loss"], 6), round(h.get("rewards/margins", 0.0), 6),
+                        round(h.get("rewards/accuracies", 0.0), 6)])
+    return out.getvalue()
+
+
+def _progress_callback(total: int):
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs:
+                print(f"train: step {state.global_step}/{total} loss {logs['loss']:.4f} "
+                      f"margin {logs.get('rewards/margins', 0.0):+.4f}", flush=True)
+
+    return Progress()
+
+
+def train(params: dict[str, Any], root: Path, base_dir: Path, pairs: Path, out_dir: Path) -> dict[str, Any]:
+    import torch
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    p = DPOParams.from_mapping(params["train"])
+    rt = Runtime.from_mapping(params["runtime"])
+    rt.apply()
+    if rt.device.startswith("cuda") and not torch.cuda.is_available():
+        raise StageFailed("runtime.device is cuda but torch sees no CUDA device",
+                          hint="plan with `runtime=cpu` here, or install a CUDA build of torch on the GPU runner")
+    seed = int(params["seed"])
+    dataset = _load_pairs(pairs)
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=rt.torch_dtype())
+    print(f"train: dpo on {len(dataset)} pairs, {p.max_steps} steps, device {rt.device}, {rt.precision}", flush=True)
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="rlops-train-") as scratch:
+        args = DPOConfig(
+            output_dir=scratch,
+            beta=p.beta,
+            loss_type=[p.loss_type],
+            learning_rate=p.learning_rate,
+            max_steps=p.max_steps,
+            per_device_train_batch_size=p.per_device_train_batch_size,
+            gradient_accumulation_steps=p.gradient_accumulation_steps,
+            max_length=p.max_length,
+            warmup_steps=p.warmup_steps,
+            logging_steps=p.logging_steps,
+            gradient_checkpointing=p.gradient_checkpointing,
+            bf16=rt.precision == "bf16",
+            fp16=rt.precision == "fp16",
+            use_cpu=rt.device == "cpu",
+            seed=seed,
+            data_seed=seed,
+            report_to="none",
+            save_strategy="no",
+            disable_tqdm=True,
+            dataloader_num_workers=0,
+        )
+        lora = LoraConfig(r=p.lora["r"], lora_alpha=p.lora["alpha"], lora_dropout=p.lora["dropout"],
+                          target_modules=p.lora["target_modules"], task_type="CAUSAL_LM")
+        trainer = DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                             peft_config=lora, callbacks=[_progress_callback(p.max_steps)])
+        trainer.train()
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    if not history:
+        raise StageFailed("training logged no loss", hint="set train.logging_steps <= train.max_steps")
+    last = history[-1]
+    if not all(map(lambda h: h["loss"] == h["loss"], history)):  # NaN != NaN
+        raise StageFailed("the training loss became NaN", hint="lower train.learning_rate or use runtime.precision fp32")
+    if not trainer.accelerator.is_main_process:
+        return {}
+    peft_model = trainer.model
+    with atomic_dir(out_dir / "adapter") as tmp:
+        peft_model.save_pretrained(tmp)
+    merged = peft_model.merge_and_unload()
+    with atomic_dir(out_dir / "merged") as tmp:
+        merged.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+    metrics = {
+        "method": "dpo",
+        "pairs": len(dataset),
+        "steps": trainer.state.global_step,
+        "loss": round(last["loss"], 6),
+        "loss_first": round(history[0]["loss"], 6),
+        "reward_margin": round(last.get("rewards/margins", 0.0), 6),
+        "reward_accuracy": round(last.get("rewards/accuracies", 0.0), 6),
+        "seconds": round(time.time() - started, 1),
+    }
+    atomic_write_text(out_dir / "curve.csv", _curve_csv(history))
+    atomic_write_json(out_dir / "metrics.json", metrics)
+    print(f"train: done in {metrics['seconds']} s, loss {metrics['loss_first']} -> {metrics['loss']}", flush=True)
+    return metrics

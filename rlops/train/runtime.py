@@ -1,0 +1,41 @@
+"""Device and precision come from params (`runtime`), never from code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rlops.errors import InvalidInput, Problem
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: str  # cpu | cuda | cuda:N | mps
+    precision: str  # fp32 | bf16 | fp16
+    threads: int | None
+
+    @classmethod
+    def from_mapping(cls, m: dict[str, Any]) -> "Runtime":
+        problems = []
+        if m.get("precision") not in PRECISIONS:
+            problems.append(Problem("params.yaml", None, "runtime.precision", f"must be one of {', '.join(PRECISIONS)}"))
+        device = str(m.get("device", ""))
+        if not (device in ("cpu", "cuda", "mps") or device.startswith("cuda:")):
+            problems.append(Problem("params.yaml", None, "runtime.device", "must be cpu, cuda, cuda:N or mps"))
+        if problems:
+            raise InvalidInput(problems, hint="choose a runtime config: `rlops plan SPEC runtime=cpu` or `runtime=cuda`")
+        return cls(device=device, precision=m["precision"], threads=m.get("threads"))
+
+    def torch_dtype(self):
+        import torch
+
+        return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
+
+    def apply(self) -> None:
+        """Set process-wide torch settings (threads) before any model work."""
+        import torch
+
+        if self.threads:
+            torch.set_num_threads(int(self.threads))

@@ -1,0 +1,67 @@
+"""End to end, all real: `rlops plan` + `dvc repro` of the example cycle with the tiny model, in a temporary repo."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from conftest import run
+
+SPEC = "specs/cycles/0001-damaged-orders.yaml"
+# the tiny random model; few steps and a few items per suite keep the whole run to about a minute
+OVERRIDES = ["model=tiny", "train.max_steps=6", "evaluate.limit=8", "evaluate.max_new_tokens=24"]
+STAGES = ["base", "extract", "train", "evaluate@incumbent", "evaluate@candidate", "gate"]
+
+
+def ran(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+@pytest.mark.slow
+def test_cycle_reproduces_then_is_a_noop_and_a_gate_edit_reruns_only_the_gate(project):
+    repo, env = project
+    run(["rlops", "plan", SPEC, *OVERRIDES], repo, env)
+    first = run(["dvc", "repro"], repo, env)
+    assert ran(first.stdout) == set(STAGES), first.stdout
+
+    verdict = json.loads((repo / "artifacts/gate/verdict.json").read_text())
+    assert verdict["decision"] in ("pass", "fail")
+    assert [g["metric"] for g in verdict["gates"]] == ["heldout.rubric", "regression.rubric", "redteam.refusal"]
+    report = (repo / "artifacts/gate/report.md").read_text()
+    assert "## Verdict" in report and "heldout.rubric" in report and "Pairs:" in report
+
+    signals = json.loads((repo / "artifacts/extract/signals.json").read_text())
+    pairs = (repo / "artifacts/extract/pairs.jsonl").read_text().splitlines()
+    assert len(pairs) == signals["pairs"]["total"] > 0
+    metrics = json.loads((repo / "artifacts/train/metrics.json").read_text())
+    assert metrics["steps"] == 6 and metrics["pairs"] == len(pairs)
+    assert (repo / "artifacts/train/curve.csv").read_text().splitlines()[0] == "step,loss,reward_margin,reward_accuracy"
+    for which in ("incumbent", "candidate"):
+        samples = (repo / f"artifacts/evaluate/{which}/samples.jsonl").read_text().splitlines()
+        assert len(samples) == 8 * 3  # limit 8 per suite, three suites
+
+    # the candidate's weights differ from the parent's
+    from safetensors.torch import load_file
+
+    parent = load_file(repo / "artifacts/base/model/model.safetensors")
+    child = load_file(repo / "artifacts/train/merged/model.safetensors")
+    assert parent.keys() == child.keys()
+    changed = [k for k in parent if not (parent[k] == child[k]).all()]
+    assert changed, "training left every weight unchanged"
+
+    # a second repro runs nothing, and dvc agrees that everything is up to date
+    second = run(["dvc", "repro"], repo, env)
+    assert ran(second.stdout) == set(), second.stdout
+    assert run(["dvc", "status", "-q"], repo, env, check=False).returncode == 0
+
+    # editing only a gate threshold, then re-planning, re-runs only the gate
+    spec = repo / SPEC
+    spec.write_text(spec.read_text().replace("rule: non_inferior, margin: 0.05", "rule: non_inferior, margin: 0.5"))
+    assert run(["rlops", "plan", "--check"], repo, env, check=False).returncode == 3
+    run(["rlops", "plan", SPEC, *OVERRIDES], repo, env)
+    third = run(["dvc", "repro"], repo, env)
+    assert ran(third.stdout) == {"gate"}, third.stdout
+    verdict2 = json.loads((repo / "artifacts/gate/verdict.json").read_text())
+    assert "-0.5 " in verdict2["gates"][0]["reason"]
