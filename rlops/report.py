@@ -11,6 +11,10 @@ def _f(x: float | None, signed: bool = False) -> str:
     return f"{x:+.3f}" if signed else f"{x:.3f}"
 
 
+def _counts(d: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(d.items()) if v) or "none"
+
+
 def render(params: dict[str, Any], verdict: dict[str, Any], incumbent: dict[str, Any], candidate: dict[str, Any],
            signals: dict[str, Any], train: dict[str, Any]) -> str:
     c = params["cycle"]
@@ -42,10 +46,10 @@ def render(params: dict[str, Any], verdict: dict[str, Any], incumbent: dict[str,
                      f"{_f(k.get('stderr'))} | {k.get('n', i.get('n', 0))} |")
     pairs = signals.get("pairs", {})
     lines += ["", "## Data", "",
-              f"- Records read: {signals.get('records_read', {})}",
+              f"- Records read: {_counts(signals.get('records_read', {}))}",
               f"- Pairs: {pairs.get('total', 0)} ({', '.join(f'{k} {v}' for k, v in sorted(pairs.items()) if k != 'total')})",
-              f"- Dropped: {', '.join(f'{k} {v}' for k, v in sorted(signals.get('dropped', {}).items())) or 'none'}",
-              f"- Quarantined: {signals.get('quarantined', {})}",
+              f"- Dropped: {_counts(signals.get('dropped', {}))}",
+              f"- Quarantined (malformed, see artifacts/extract/quarantine.jsonl): {_counts(signals.get('quarantined', {}))}",
               "", "## Training", "",
               f"- {train.get('method')}: {train.get('steps')} steps on {train.get('pairs')} pairs; "
               f"loss {train.get('loss_first')} → {train.get('loss')}, reward margin {train.get('reward_margin')}, "

@@ -93,7 +93,7 @@ def _progress_callback(total: int):
 def train(params: dict[str, Any], root: Path, base_dir: Path, pairs: Path, out_dir: Path) -> dict[str, Any]:
     import torch
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
     from trl import DPOConfig, DPOTrainer
 
     p = DPOParams.from_mapping(params["train"])
@@ -135,6 +135,7 @@ def train(params: dict[str, Any], root: Path, base_dir: Path, pairs: Path, out_d
                           target_modules=p.lora["target_modules"], task_type="CAUSAL_LM")
         trainer = DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                              peft_config=lora, callbacks=[_progress_callback(p.max_steps)])
+        trainer.remove_callback(PrinterCallback)  # our one-line progress replaces its raw dicts
         trainer.train()
     history = [h for h in trainer.state.log_history if "loss" in h]
     if not history:
