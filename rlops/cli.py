@@ -40,14 +40,14 @@ def cmd_validate(args) -> int:
     from rlops.spec.validate import validate_paths
 
     root = Path(args.root).resolve()
-    paths = [Path(p) for p in args.paths] or [root / "specs", root / "data"]
+    paths = [Path(p) for p in args.paths] or [root / "specs"]
     problems = validate_paths(paths, root)
     for p in problems:
         print(p)
     if problems:
         print(f"rlops validate: {len(problems)} problem(s) found", file=sys.stderr)
         return EXIT_INVALID
-    print(f"rlops validate: ok ({', '.join(str(p) for p in args.paths) or 'specs/, data/'})")
+    print(f"rlops validate: ok ({', '.join(str(p) for p in args.paths) or 'specs/'})")
     return EXIT_OK
 
 
@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", parents=[common], help="check specs and log files against their schemas; report every problem",
                        description="Check specs (YAML) and logs (JSONL) against rlops's schemas and rules. "
                                    "Reports every problem as file:line: field: message and exits 2 if any.")
-    p.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default: specs/ and data/)")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default: specs/)")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("plan", parents=[common], help="compose a cycle spec with pipelines/conf into params.yaml",

@@ -15,18 +15,23 @@ class Runtime:
     device: str  # cpu | cuda | cuda:N | mps
     precision: str  # fp32 | bf16 | fp16
     threads: int | None
+    launcher: str  # used by dvc.yaml to start the train stage (`python`, `accelerate launch --multi_gpu`)
 
     @classmethod
     def from_mapping(cls, m: dict[str, Any]) -> "Runtime":
+        missing = [k for k in ("device", "precision", "threads", "launcher") if k not in m]
+        if missing:
+            raise InvalidInput([Problem("params.yaml", None, f"runtime.{k}", "missing") for k in missing],
+                               hint="run `rlops plan` again: pipelines/conf/runtime/ defines every key")
         problems = []
-        if m.get("precision") not in PRECISIONS:
+        if m["precision"] not in PRECISIONS:
             problems.append(Problem("params.yaml", None, "runtime.precision", f"must be one of {', '.join(PRECISIONS)}"))
-        device = str(m.get("device", ""))
+        device = str(m["device"])
         if not (device in ("cpu", "cuda", "mps") or device.startswith("cuda:")):
             problems.append(Problem("params.yaml", None, "runtime.device", "must be cpu, cuda, cuda:N or mps"))
         if problems:
             raise InvalidInput(problems, hint="choose a runtime config: `rlops plan SPEC runtime=cpu` or `runtime=cuda`")
-        return cls(device=device, precision=m["precision"], threads=m.get("threads"))
+        return cls(device=device, precision=m["precision"], threads=m["threads"], launcher=m["launcher"])
 
     def torch_dtype(self):
         import torch
