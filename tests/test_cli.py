@@ -12,7 +12,7 @@ ATTACKS = {
     "python tag": ("parent: base", 'parent: !!python/object/apply:os.system ["touch MARKER"]', "parent:", "tags are not allowed"),
     "duplicate key": ("policy: support-agent", "policy: support-agent\npolicy: support-agent", "policy:", "duplicate key"),
     "target": ("  method: dpo", "  method: dpo\n  _target_: os.system", "_target_", "reserved"),
-    "interpolation": ("max_steps: 40", "max_steps: '${oc.env:HOME}'", "overrides:", "interpolation"),
+    "interpolation": ("beta: 0.1", "beta: '${oc.env:HOME}'", "overrides:", "interpolation"),
     "path escape": ("data/example/feedback.jsonl", "../../etc/passwd", "etc/passwd", "outside the repository"),
     "absolute path": ("data/example/feedback.jsonl", "/etc/passwd", "etc/passwd", "absolute path"),
 }
