@@ -56,6 +56,9 @@ def main(overrides: list[str]) -> None:
             rows.append((stage, dt))
             print(f"{stage}: {dt:.1f} s", file=sys.stderr, flush=True)
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        # exit 4 (a failed gate) is a normal outcome here, so not through sh()
+        verdict = subprocess.run(["rlops", "verdict"], cwd=repo, env=env, text=True, capture_output=True).stdout
+        train = (repo / "artifacts/train/metrics.json").read_text()
     print(f"\nrlops plan {SPEC} {' '.join(overrides)}".rstrip())
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"{platform.platform()}\n")
@@ -63,6 +66,7 @@ def main(overrides: list[str]) -> None:
     for stage, dt in rows:
         print(f"| {stage} | {dt:.1f} |")
     print(f"| **total** | **{total:.1f}** |\n\npeak RSS of the largest stage process: {peak:.0f} MiB")
+    print(f"\ntrain metrics: {train}\n{verdict}")
 
 
 if __name__ == "__main__":

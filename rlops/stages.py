@@ -31,6 +31,16 @@ def _params(root: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
+def _require(root: Path, *paths: Path) -> None:
+    """Refuse to start when an input is missing, before anything is written."""
+    from rlops.errors import StageFailed
+
+    missing = [str(p) for p in paths if not (root / p).exists()]
+    if missing:
+        raise StageFailed(f"missing input: {', '.join(missing)}",
+                          hint="run `dvc repro`, which runs the stages that produce it first")
+
+
 def base(root: Path, params: dict[str, Any]) -> None:
     from rlops.train.base import materialize
 
@@ -51,6 +61,7 @@ def train(root: Path, params: dict[str, Any]) -> None:
         raise InvalidInput([Problem("params.yaml", None, "train.method", f"'{method}' is not implemented; available: dpo")])
     from rlops.train.dpo import train as train_dpo
 
+    _require(root, BASE_MODEL, EXTRACT / "pairs.jsonl")
     train_dpo(params, root, root / BASE_MODEL, root / EXTRACT / "pairs.jsonl", root / TRAIN)
 
 
@@ -61,6 +72,7 @@ def evaluate(root: Path, params: dict[str, Any], which: str) -> None:
         raise InvalidInput([Problem("command line", None, "", f"evaluate takes one of {', '.join(MODELS)}, not '{which}'")])
     from rlops.evaluate.run import evaluate as run_eval
 
+    _require(root, MODELS[which])
     run_eval(params, root, which, root / MODELS[which], root / EVALUATE / which)
 
 
@@ -72,6 +84,9 @@ def gate(root: Path, params: dict[str, Any]) -> None:
 
     def load(path: Path):
         return json.loads((root / path).read_text(encoding="utf-8"))
+
+    evidence = [EVALUATE / w / f for w in MODELS for f in ("samples.jsonl", "results.json")]
+    _require(root, *evidence, EXTRACT / "signals.json", TRAIN / "metrics.json")
 
     cand = read_items(root / EVALUATE / "candidate" / "samples.jsonl")
     inc = read_items(root / EVALUATE / "incumbent" / "samples.jsonl")

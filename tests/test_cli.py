@@ -69,3 +69,13 @@ def test_verdict_exit_codes(project):
                                        '[{"passed": false, "metric": "heldout.rubric", "rule": "superior", "reason": "r"}]}')
     p = run(["rlops", "verdict"], repo, env, check=False)
     assert p.returncode == 4 and "FAIL  heldout.rubric" in p.stdout
+
+
+@pytest.mark.parametrize("stage", ["train", "evaluate", "gate"])
+def test_a_stage_without_its_inputs_fails_cleanly_and_writes_nothing(project, stage):
+    repo, env = project
+    args = ["candidate"] if stage == "evaluate" else []
+    p = run(["python", f"pipelines/{stage}.py", *args], repo, env, check=False)
+    assert p.returncode == 1 and "missing input: artifacts/" in p.stderr and "dvc repro" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr
+    assert not (repo / "artifacts").exists()

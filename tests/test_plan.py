@@ -21,7 +21,7 @@ def test_plan_resolves_spec_conf_and_overrides(project, capsys):
     p = yaml.safe_load(text)
     assert list(p)[:3] == ["plan", "cycle", "policy"]
     assert p["model"]["source"] == "random"  # the command line's group choice beat the policy's base_model
-    assert p["train"]["beta"] == 0.1 and p["train"]["max_steps"] == 30  # from the spec's train.overrides
+    assert p["train"]["beta"] == 0.1 and p["train"]["max_steps"] == 24  # from the spec's train.overrides
     assert p["train"]["learning_rate"] == 0.001  # command line beats conf
     assert p["train"]["lora"]["r"] == 8  # conf default, visible
     assert p["gate"]["rules"][0] == {"metric": "heldout.rubric", "rule": "non_inferior", "margin": 0.05}
@@ -48,11 +48,11 @@ def test_check_reports_a_stale_plan_with_a_diff(project, capsys):
     repo, _ = project
     assert plan(repo, SPEC) == 0
     spec = repo / SPEC
-    spec.write_text(spec.read_text().replace("max_steps: 30", "max_steps: 31"))
+    spec.write_text(spec.read_text().replace("max_steps: 24", "max_steps: 25"))
     capsys.readouterr()
     assert plan(repo, "--check") == 3
     err = capsys.readouterr().err
-    assert "stale" in err and "+  max_steps: 31" in err and "hint: run `rlops plan" in err
+    assert "stale" in err and "+  max_steps: 25" in err and "hint: run `rlops plan" in err
 
 
 def test_unknown_override_key_and_group_option_are_clear_errors(project, capsys):
@@ -69,7 +69,7 @@ def test_unknown_override_key_and_group_option_are_clear_errors(project, capsys)
 def test_unknown_key_in_spec_overrides_names_file_and_line(project, capsys):
     repo, _ = project
     spec = repo / SPEC
-    spec.write_text(spec.read_text().replace("overrides: {beta: 0.1, max_steps: 30}", "overrides: {beta: 0.1, max_stepz: 30}"))
+    spec.write_text(spec.read_text().replace("overrides: {beta: 0.1, max_steps: 24}", "overrides: {beta: 0.1, max_stepz: 24}"))
     assert plan(repo, SPEC) == 2
     err = capsys.readouterr().err
     line = next(i for i, l in enumerate(spec.read_text().splitlines(), 1) if "max_stepz" in l)

@@ -48,8 +48,6 @@ def evaluate(params: dict[str, Any], root: Path, which: str, model_dir: Path, ou
         raise StageFailed("runtime.device is cuda but torch sees no CUDA device", hint="plan with `runtime=cpu`")
     suites = [load_suite(root, ev["suites_dir"], name) for name in ev["suites"]]
     tasks = [task_config(s, int(ev["max_new_tokens"])) for s in suites]
-    if not model_dir.is_dir():
-        raise StageFailed(f"{model_dir} does not exist", hint="run the stages before it: `dvc repro`")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=rt.torch_dtype()).to(rt.device)
     print(f"evaluate {which}: {', '.join(s.name for s in suites)} on {rt.device} ({rt.precision})", flush=True)
