@@ -460,3 +460,15 @@ def test_atomic_dir_replaces_on_success_only(tmp_path):
         (d / "other").write_text("v2")
     assert sorted(p.name for p in target.iterdir()) == ["other"]  # the old folder is gone
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_atomic_writes_sweep_what_a_killed_write_left_behind(tmp_path):
+    # a SIGKILL between mkstemp/mkdtemp and the rename leaves these; the next write of the same path removes them
+    (tmp_path / ".pairs.jsonl.abc123.tmp").write_text("half")
+    (tmp_path / ".merged.xyz.tmp").mkdir()
+    (tmp_path / ".merged.xyz.tmp" / "model.safetensors").write_text("half")
+    (tmp_path / ".other.jsonl.q.tmp").write_text("not ours")
+    atomic_write_lines(tmp_path / "pairs.jsonl", ["{}"])
+    with atomic_dir(tmp_path / "merged") as d:
+        (d / "config.json").write_text("{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.jsonl.q.tmp", "merged", "pairs.jsonl"]

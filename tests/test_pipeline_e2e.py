@@ -65,3 +65,31 @@ def test_cycle_reproduces_then_is_a_noop_and_a_gate_edit_reruns_only_the_gate(pr
     assert ran(third.stdout) == {"gate"}, third.stdout
     verdict2 = json.loads((repo / "artifacts/gate/verdict.json").read_text())
     assert "-0.5 " in verdict2["gates"][0]["reason"]
+
+
+@pytest.mark.slow
+def test_a_killed_training_leaves_no_output_that_looks_complete(project):
+    import os
+    import signal
+    import subprocess
+
+    repo, env = project
+    run(["rlops", "plan", SPEC, "model=tiny", "train.max_steps=500"], repo, env)
+    p = subprocess.Popen(["dvc", "repro", "train"], cwd=repo, env=env, text=True, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, start_new_session=True)
+    seen = []
+    try:
+        for line in p.stdout:
+            seen.append(line)
+            if line.startswith("train: step 2/500"):
+                break
+        else:
+            raise AssertionError("training never started:\n" + "".join(seen[-40:]))
+        os.killpg(p.pid, signal.SIGKILL)  # the stage and DVC with it, as a lost CI runner would
+    finally:
+        p.wait(timeout=60)
+    train = repo / "artifacts/train"
+    assert not [n for n in ("adapter", "merged", "metrics.json", "curve.csv") if (train / n).exists()]
+    # the stages before it completed and are kept; train is stale, so DVC will run it again
+    assert (repo / "artifacts/extract/signals.json").is_file() and (repo / "artifacts/base/model").is_dir()
+    assert run(["dvc", "status", "-q"], repo, env, check=False).returncode == 1
