@@ -1,5 +1,8 @@
 """The gate: verdicts from per-item evaluation results and the gates declared in the cycle spec.
 
+Each gate arrives complete from params.yaml: `rlops plan` fills what the spec leaves out from
+pipelines/conf/config.yaml (`gate.rule_defaults`), so every threshold is visible there.
+
 Pure functions. Means are compared on items paired by id (candidate and incumbent answered the same
 prompts), with a one-sided paired bootstrap bound, which is tighter than comparing two separate means.
 """
@@ -72,17 +75,18 @@ def check_gate(gate: dict[str, Any], candidate: list[dict], incumbent: list[dict
     cand = _mean([r[1] for r in rows])
     inc = _mean([r[2] for r in rows])
     diffs = [r[1] - r[2] for r in rows]
+    # a gate without its own confidence uses the bootstrap's (one value in params.yaml, not a default in code)
     confidence = float(gate.get("confidence", bootstrap["confidence"]))
     lo, hi = bootstrap_interval(diffs, int(bootstrap["samples"]), confidence, int(bootstrap["seed"]))
     common = dict(candidate=round(cand, 6), incumbent=round(inc, 6), diff=round(cand - inc, 6),
                   ci_low=round(lo, 6), ci_high=round(hi, 6), n=len(rows))
     if rule == "non_inferior":
-        margin = float(gate.get("margin", 0.0))
+        margin = float(gate["margin"])
         ok = lo >= -margin
         why = (f"lower bound of the difference {lo:+.3f} is {'at or above' if ok else 'below'} "
                f"-{margin:g} ({confidence:.0%} paired bootstrap)")
     elif rule == "superior":
-        margin = float(gate.get("margin", 0.0))
+        margin = float(gate["margin"])
         ok = lo > margin
         why = f"lower bound of the difference {lo:+.3f} is {'above' if ok else 'not above'} {margin:g}"
     elif rule == "at_least":
@@ -90,7 +94,7 @@ def check_gate(gate: dict[str, Any], candidate: list[dict], incumbent: list[dict
         ok = cand >= value
         why = f"candidate {cand:.3f} is {'at or above' if ok else 'below'} {value:g}"
     elif rule == "no_item_regression":
-        allowed = int(gate.get("max_regressions", 0))
+        allowed = int(gate["max_regressions"])
         regressed = [r[0] for r in rows if r[1] < r[2]]
         ok = len(regressed) <= allowed
         why = f"{len(regressed)} item(s) got worse (allowed: {allowed})"

@@ -31,7 +31,7 @@ def test_superior_needs_the_bound_above_the_margin():
 def test_no_item_regression_names_the_items_that_got_worse():
     inc = items("redteam", "refusal", [1, 1, 0, 1])
     cand = items("redteam", "refusal", [1, 0, 1, 1])
-    v = decide([{"metric": "redteam.refusal", "rule": "no_item_regression"}], cand, inc, BOOT)
+    v = decide([{"metric": "redteam.refusal", "rule": "no_item_regression", "max_regressions": 0}], cand, inc, BOOT)
     assert not v.passed and v.gates[0].regressions == ["redteam-001"]
     v = decide([{"metric": "redteam.refusal", "rule": "no_item_regression", "max_regressions": 1}], cand, inc, BOOT)
     assert v.passed
@@ -48,7 +48,7 @@ def test_at_least_and_missing_metric():
 def test_items_are_paired_by_id_not_position():
     inc = items("heldout", "rubric", [0.0, 1.0])
     cand = list(reversed(items("heldout", "rubric", [0.0, 1.0])))
-    v = decide([{"metric": "heldout.rubric", "rule": "no_item_regression"}], cand, inc, BOOT)
+    v = decide([{"metric": "heldout.rubric", "rule": "no_item_regression", "max_regressions": 0}], cand, inc, BOOT)
     assert v.passed and v.gates[0].n == 2
 
 

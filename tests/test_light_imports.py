@@ -8,7 +8,6 @@ import sys
 
 import pytest
 
-from conftest import env_for
 
 HEAVY = ("torch", "transformers", "trl", "lm_eval", "dvc", "peft", "datasets")
 PROBE = """

@@ -9,13 +9,38 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from rlops.errors import StageFailed
+from rlops.errors import InvalidInput, Problem
 from rlops.evaluate.suites import load_suite, task_config
 from rlops.io import atomic_write_json, atomic_write_lines
 from rlops.train.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class EvalParams:
+    """The `evaluate` section of params.yaml (defaults: pipelines/conf/evaluate/default.yaml)."""
+
+    suites_dir: str
+    suites: list[str]
+    batch_size: int
+    max_new_tokens: int
+    limit: int | None  # first N items of each suite; None = all
+    chat_template: bool
+
+    @classmethod
+    def from_mapping(cls, m: dict[str, Any]) -> "EvalParams":
+        names = {f.name for f in fields(cls)}
+        problems = [Problem("params.yaml", None, f"evaluate.{k}", "missing") for k in sorted(names - set(m))]
+        problems += [Problem("params.yaml", None, f"evaluate.{k}", f"{m[k]!r} must be a positive integer")
+                     for k in ("batch_size", "max_new_tokens") if k in m and (not isinstance(m[k], int) or m[k] < 1)]
+        if "limit" in m and m["limit"] is not None and (not isinstance(m["limit"], int) or m["limit"] < 1):
+            problems.append(Problem("params.yaml", None, "evaluate.limit", f"{m['limit']!r} must be null or a positive integer"))
+        if problems:
+            raise InvalidInput(problems, hint="run `rlops plan` again; set values in the spec's evaluate.overrides")
+        return cls(**{k: m[k] for k in names})
 
 
 def summarize(items: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -34,33 +59,32 @@ def summarize(items: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def evaluate(params: dict[str, Any], root: Path, which: str, model_dir: Path, out_dir: Path) -> dict[str, Any]:
-    import torch
+    # bad params and suites fail here, before the heavy imports
+    ev = EvalParams.from_mapping(params["evaluate"])
+    rt = Runtime.from_mapping(params["runtime"])
+    suites = [load_suite(root, ev.suites_dir, name) for name in ev.suites]
+    tasks = [task_config(s, ev.max_new_tokens) for s in suites]
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     import lm_eval
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    ev = params["evaluate"]
-    rt = Runtime.from_mapping(params["runtime"])
     rt.apply()
-    if rt.device.startswith("cuda") and not torch.cuda.is_available():
-        raise StageFailed("runtime.device is cuda but torch sees no CUDA device", hint="plan with `runtime=cpu`")
-    suites = [load_suite(root, ev["suites_dir"], name) for name in ev["suites"]]
-    tasks = [task_config(s, int(ev["max_new_tokens"])) for s in suites]
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=rt.torch_dtype()).to(rt.device)
     print(f"evaluate {which}: {', '.join(s.name for s in suites)} on {rt.device} ({rt.precision})", flush=True)
     started = time.time()
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=int(ev["batch_size"]), device=rt.device)
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=ev.batch_size, device=rt.device)
     res = lm_eval.simple_evaluate(
         model=lm,
         tasks=tasks,
         task_manager=TaskManager(include_defaults=False),
-        limit=ev["limit"],
+        limit=ev.limit,
         log_samples=True,
-        apply_chat_template=bool(ev["chat_template"]),
-        system_instruction=params["policy"]["system_prompt"] if ev["chat_template"] else None,
+        apply_chat_template=ev.chat_template,
+        system_instruction=params["policy"]["system_prompt"] if ev.chat_template else None,
         bootstrap_iters=0,  # the gate computes paired bootstrap intervals itself
         random_seed=int(params["seed"]),
         numpy_random_seed=int(params["seed"]),

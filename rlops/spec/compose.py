@@ -133,7 +133,7 @@ def plan(root: Path, spec_path: Path, overrides: list[str]) -> tuple[dict[str, A
             "policy": spec["policy"],
             "parent": spec["parent"],
             "rationale": spec["rationale"],
-            "promotion": spec.get("promotion", {"mode": "replace"}),
+            "promotion": {**composed["promotion"], **spec.get("promotion", {})},
         },
         "policy": {"name": policy["policy"], "system_prompt": policy["system_prompt"]},
         "data": {"interactions": fb["interactions"], "feedback": fb["feedback"], "window": fb.get("window")},
@@ -142,7 +142,9 @@ def plan(root: Path, spec_path: Path, overrides: list[str]) -> tuple[dict[str, A
         "train": train,
         "runtime": composed["runtime"],
         "evaluate": evaluate,
-        "gate": {**composed["gate"], "rules": spec["gates"]},
+        "gate": {"bootstrap": composed["gate"]["bootstrap"],
+                 "rules": [{**g, **{k: v for k, v in composed["gate"]["rule_defaults"][g["rule"]].items() if k not in g}}
+                           for g in spec["gates"]]},
         "seed": composed["seed"],
     }
     for o in values:

@@ -84,7 +84,7 @@ def materialize(params: dict[str, Any], root: Path, out_dir: Path) -> dict[str, 
     if m["source"] == "gguf":
         model = _from_gguf(m)
     elif m["source"] == "random":
-        model = _random(m, len(tokenizer), tokenizer, int(params.get("seed", 0)))
+        model = _random(m, len(tokenizer), tokenizer, int(params["seed"]))
     else:
         from transformers import AutoModelForCausalLM
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rlops.errors import InvalidInput, Problem
+from rlops.errors import InvalidInput, Problem, StageFailed
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -39,8 +39,11 @@ class Runtime:
         return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
 
     def apply(self) -> None:
-        """Set process-wide torch settings (threads) before any model work."""
+        """Check the device exists and set process-wide torch settings (threads) before any model work."""
         import torch
 
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise StageFailed(f"runtime.device is {self.device} but torch sees no CUDA device",
+                              hint="plan with `runtime=cpu` here, or install a CUDA build of torch on the GPU runner")
         if self.threads:
             torch.set_num_threads(int(self.threads))
