@@ -61,6 +61,9 @@ def test_unknown_override_key_and_group_option_are_clear_errors(project, capsys)
     assert plan(repo, SPEC, "train.betta=0.3") == 2
     err = capsys.readouterr().err
     assert "train.betta: no such setting" in err and "beta" in err and "Traceback" not in err
+    assert plan(repo, SPEC, "+extra.key=1") == 2
+    assert "extra.key: no such section" in capsys.readouterr().err
+    assert plan(repo, SPEC, "+train.new_key=1") == 0  # `+` adds a key inside a known section
     assert plan(repo, SPEC, "model=huge") == 2
     err = capsys.readouterr().err
     assert "model" in err and "tiny" in err and "Traceback" not in err
