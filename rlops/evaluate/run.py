@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rlops.errors import InvalidInput, Problem
 from rlops.evaluate.suites import load_suite, task_config
 from rlops.io import atomic_write_json, atomic_write_lines
+from rlops.params import build, key_problems, positive_int_problems
 from rlops.train.runtime import Runtime
 
 
@@ -32,15 +33,12 @@ class EvalParams:
 
     @classmethod
     def from_mapping(cls, m: dict[str, Any]) -> "EvalParams":
-        names = {f.name for f in fields(cls)}
-        problems = [Problem("params.yaml", None, f"evaluate.{k}", "missing") for k in sorted(names - set(m))]
-        problems += [Problem("params.yaml", None, f"evaluate.{k}", f"{m[k]!r} must be a positive integer")
-                     for k in ("batch_size", "max_new_tokens") if k in m and (not isinstance(m[k], int) or m[k] < 1)]
+        problems = key_problems(cls, "evaluate", m) + positive_int_problems("evaluate", m, ("batch_size", "max_new_tokens"))
         if "limit" in m and m["limit"] is not None and (not isinstance(m["limit"], int) or m["limit"] < 1):
             problems.append(Problem("params.yaml", None, "evaluate.limit", f"{m['limit']!r} must be null or a positive integer"))
         if problems:
             raise InvalidInput(problems, hint="run `rlops plan` again; set values in the spec's evaluate.overrides")
-        return cls(**{k: m[k] for k in names})
+        return build(cls, m)
 
 
 def summarize(items: list[dict[str, Any]]) -> dict[str, dict[str, float]]:

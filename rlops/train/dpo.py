@@ -9,14 +9,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import tempfile
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rlops.errors import InvalidInput, Problem, StageFailed
 from rlops.io import atomic_dir, atomic_write_json, atomic_write_text
+from rlops.params import build, key_problems, positive_int_problems
 from rlops.train.runtime import Runtime
 
 
@@ -39,19 +41,16 @@ class DPOParams:
 
     @classmethod
     def from_mapping(cls, m: dict[str, Any]) -> "DPOParams":
-        names = {f.name for f in fields(cls)}
-        problems = [Problem("params.yaml", None, f"train.{k}", "unknown setting for dpo") for k in m if k not in names]
-        problems += [Problem("params.yaml", None, f"train.{k}", "missing") for k in sorted(names - set(m))]
+        problems = key_problems(cls, "train", m, unknown="unknown setting for dpo")
         if not problems:
-            for key in ("max_steps", "per_device_train_batch_size", "max_length", "gradient_accumulation_steps"):
-                if not isinstance(m[key], int) or m[key] < 1:
-                    problems.append(Problem("params.yaml", None, f"train.{key}", f"{m[key]!r} must be a positive integer"))
+            problems += positive_int_problems(
+                "train", m, ("max_steps", "per_device_train_batch_size", "max_length", "gradient_accumulation_steps"))
             for key in ("beta", "learning_rate"):
                 if not isinstance(m[key], (int, float)) or m[key] <= 0:
                     problems.append(Problem("params.yaml", None, f"train.{key}", f"{m[key]!r} must be a positive number"))
         if problems:
             raise InvalidInput(problems, hint="set it in the cycle spec's train.overrides and run `rlops plan` again")
-        return cls(**{k: m[k] for k in names})
+        return build(cls, m)
 
 
 def _load_pairs(path: Path):
@@ -137,7 +136,7 @@ def train(params: dict[str, Any], root: Path, base_dir: Path, pairs: Path, out_d
     if not history:
         raise StageFailed("training logged no loss", hint="set train.logging_steps <= train.max_steps")
     last = history[-1]
-    if not all(map(lambda h: h["loss"] == h["loss"], history)):  # NaN != NaN
+    if any(math.isnan(h["loss"]) for h in history):
         raise StageFailed("the training loss became NaN", hint="lower train.learning_rate or use runtime.precision fp32")
     if not trainer.accelerator.is_main_process:
         return {}

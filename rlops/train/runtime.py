@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rlops.errors import InvalidInput, Problem, StageFailed
+from rlops.params import build, key_problems
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -19,10 +20,9 @@ class Runtime:
 
     @classmethod
     def from_mapping(cls, m: dict[str, Any]) -> "Runtime":
-        missing = [k for k in ("device", "precision", "threads", "launcher") if k not in m]
+        missing = key_problems(cls, "runtime", m)
         if missing:
-            raise InvalidInput([Problem("params.yaml", None, f"runtime.{k}", "missing") for k in missing],
-                               hint="run `rlops plan` again: pipelines/conf/runtime/ defines every key")
+            raise InvalidInput(missing, hint="run `rlops plan` again: pipelines/conf/runtime/ defines every key")
         problems = []
         if m["precision"] not in PRECISIONS:
             problems.append(Problem("params.yaml", None, "runtime.precision", f"must be one of {', '.join(PRECISIONS)}"))
@@ -31,7 +31,7 @@ class Runtime:
             problems.append(Problem("params.yaml", None, "runtime.device", "must be cpu, cuda, cuda:N or mps"))
         if problems:
             raise InvalidInput(problems, hint="choose a runtime config: `rlops plan SPEC runtime=cpu` or `runtime=cuda`")
-        return cls(device=device, precision=m["precision"], threads=m["threads"], launcher=m["launcher"])
+        return build(cls, m)
 
     def torch_dtype(self):
         import torch
