@@ -79,6 +79,88 @@ def cmd_verdict(args) -> int:
     return EXIT_OK if verdict["passed"] else EXIT_GATE_FAILED
 
 
+def cmd_import(args) -> int:
+    from rlops.observe.importers.cli import options_from, print_summary
+    from rlops.observe.importers.run import import_logs
+
+    out = Path(args.out) if args.out else Path(args.root) / "data" / "imported" / args.format
+    summary = import_logs(args.format, Path(args.path), out, options_from(args))
+    print_summary(summary, args.path)
+    if summary.nothing_imported:
+        print(f"rlops import: nothing imported from {args.path}: see {out / 'quarantine.jsonl'}", file=sys.stderr)
+        return EXIT_INVALID
+    return EXIT_OK
+
+
+def _print_next(proposal) -> None:
+    if proposal.next_steps:
+        print("not pushed (no `gh` logged in, no remote, or --no-push); to open the pull request, run:")
+        for step in proposal.next_steps:
+            print(f"  {step}")
+    else:
+        print("pushed and opened the pull request")
+
+
+def cmd_propose(args) -> int:
+    from rlops.registry.propose import propose
+
+    root = Path(args.root).resolve()
+    p = propose(root, remote=args.remote, push=not args.no_push)
+    print(f"rlops propose: {p.title}")
+    print(f"  branch {p.branch}, commit {p.commit[:12]}; pull request body: {p.body_file}")
+    _print_next(p)
+    return EXIT_OK
+
+
+def cmd_promote(args) -> int:
+    from rlops.registry.promote import promote
+
+    root = Path(args.root).resolve()
+    done = promote(root, args.commit, Path(args.approvals) if args.approvals else None)
+    if done is None:
+        print(f"rlops promote: nothing to promote ({args.commit} lands no proposal)")
+        return EXIT_OK
+    print(f"rlops promote: {done.version} -> {done.stage} (merge {done.merge[:12]}); ledger commit {done.record_commit[:12]}")
+    print(f"  tags: {', '.join(done.tags)}")
+    print(f"  publish: git push {args.remote} HEAD {' '.join(done.tags)}")
+    return EXIT_OK
+
+
+def cmd_rollback(args) -> int:
+    from rlops.registry.rollback import rollback
+
+    root = Path(args.root).resolve()
+    p = rollback(root, args.to, args.reason, remote=args.remote, push=not args.no_push)
+    print(f"rlops rollback: {p.title}")
+    print(f"  branch {p.branch}, commit {p.commit[:12]}; pull request body: {p.body_file}")
+    _print_next(p)
+    return EXIT_OK
+
+
+def cmd_audit_verify(args) -> int:
+    from rlops.audit.verify import verify
+    from rlops.errors import EXIT_AUDIT
+
+    result = verify(Path(args.root).resolve(), args.ref)
+    for b in result.breaks:
+        print(b)
+    if result.breaks:
+        print(f"rlops audit verify: {len(result.breaks)} break(s) in the history of {result.policy}", file=sys.stderr)
+        return EXIT_AUDIT
+    print(f"rlops audit verify: ok: {len(result.events)} ledger events, {result.promotions} promotion(s) verified; "
+          f"{result.policy} production is {result.production}")
+    return EXIT_OK
+
+
+def cmd_audit_report(args) -> int:
+    from rlops.audit.report import write_report
+
+    out = write_report(Path(args.root).resolve(), Path(args.out), args.ref, args.deployed, args.format)
+    for path in out:
+        print(f"rlops audit report: wrote {path}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     codes = "\n".join(f"  {code:<4} {text}" for code, text in EXIT_CODES.items())
     parser = argparse.ArgumentParser(
@@ -114,6 +196,80 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Print the gate verdict of the last `dvc repro` and exit 0 if the candidate passed, 4 if not.")
     p.add_argument("path", nargs="?", default="artifacts/gate/verdict.json", help="default: artifacts/gate/verdict.json")
     p.set_defaults(func=cmd_verdict)
+
+    from rlops.observe.importers import FORMATS  # stdlib only: keeps --help light
+
+    formats = "\n".join(f"  {name:<15} {what}" for name, (_, what) in FORMATS.items())
+    p = sub.add_parser("import", parents=[common], help="convert other tools' logs or preference datasets into rlops records",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Convert another tool's logs, or a public preference dataset, into rlops v1 "
+                                   "interactions and feedback. Writes interactions.jsonl, feedback.jsonl, "
+                                   "quarantine.jsonl (malformed records with file, line and reason) and "
+                                   "import-report.json (counts, unmapped fields) into --out, replacing it as a whole. "
+                                   "Importing the same input twice gives identical files.",
+                       epilog=f"formats:\n{formats}")
+    p.add_argument("format", metavar="FORMAT", help="one of: " + ", ".join(FORMATS))
+    p.add_argument("path", metavar="PATH", help="an export file, or a folder of .json/.jsonl files")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: data/imported/FORMAT/ under --root)")
+    p.add_argument("--policy", metavar="NAME", help="agent name for every record (default: the source's, else FORMAT)")
+    p.add_argument("--agent-version", metavar="VERSION",
+                   help="agent version for every record (default: the source's, else 'imported')")
+    p.add_argument("--timestamp", metavar="TIME",
+                   help="time for records without one, RFC 3339 (default: 1970-01-01T00:00:00Z)")
+    p.add_argument("--scale", metavar="NAME=LO,HI", action="append", default=[],
+                   help="rating scale of a score name or feedback key (repeatable), e.g. helpfulness=1,5")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("propose", parents=[common], help="put a passing cycle on a branch and open its pull request",
+                       description="After a passing gate: register the candidate as the next version, move the "
+                                   "deployment manifest per the spec's promotion mode, append the pending events to the "
+                                   "ledger and commit the evidence on a branch named for the cycle. Pushes and opens "
+                                   "the pull request with `gh` when it is logged in; otherwise prints what to run. "
+                                   "Refuses when the gate failed, outputs are stale or unrelated changes are present.")
+    p.add_argument("--remote", default="origin", help="the remote to push to (default: origin)")
+    p.add_argument("--no-push", action="store_true", help="only commit on the branch; print the push and PR commands")
+    p.set_defaults(func=cmd_propose)
+
+    p = sub.add_parser("promote", parents=[common], help="after a signed merge: verify it, record the promotion, tag it",
+                       description="Run on the default branch after a merge (in CI). Refuses unless the merge commit "
+                                   "is signed by a signer pinned in audit/allowed_signers (exit 5), the evidence matches "
+                                   "dvc.lock, the registry and the ledger (exit 6), the version's parent still served "
+                                   "production (exit 7) and the required approvals are recorded (exit 8). Then appends "
+                                   "to the ledger in a commit and writes GTO tags (policy@vN.0.0, policy#prod#N).")
+    p.add_argument("commit", nargs="?", default="HEAD", help="the merge commit (default: HEAD, which must be checked out)")
+    p.add_argument("--approvals", metavar="FILE",
+                   help='JSON from the forge: {"approvals": [{"login": ..., "state": "APPROVED"}]} or GitHub\'s reviews list')
+    p.add_argument("--remote", default="origin", help="named in the push command it prints (default: origin)")
+    p.set_defaults(func=cmd_promote)
+
+    p = sub.add_parser("rollback", parents=[common], help="propose putting an earlier version back in production",
+                       description="Open a revert proposal: the manifest points back, a rolled_back event is appended, "
+                                   "and the same signed-merge promotion path applies.")
+    p.add_argument("--to", metavar="VERSION", help="the version to put back (default: the one production served before)")
+    p.add_argument("--reason", default="", help="why, for the ledger and the pull request")
+    p.add_argument("--remote", default="origin", help="the remote to push to (default: origin)")
+    p.add_argument("--no-push", action="store_true", help="only commit on the branch; print the push and PR commands")
+    p.set_defaults(func=cmd_rollback)
+
+    audit = sub.add_parser("audit", help="verify the history offline, or render it for an auditor",
+                           description="The audit trail: `rlops audit verify`, `rlops audit report`.")
+    asub = audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True)
+    p = asub.add_parser("verify", parents=[common], help="re-check the ledger, signatures, evidence and lineage; exit 9 on a break",
+                        description="Re-check offline: the ledger's hash chain; every promotion's signature and pinned "
+                                    "signer along the first-parent history; every digest against the git objects and "
+                                    "dvc.lock at that commit; the lineage from the base model to production; that the "
+                                    "manifest names the last promoted version. Lists every break with its commit and line.")
+    p.add_argument("ref", nargs="?", default="HEAD", help="the commit to verify up to (default: HEAD)")
+    p.set_defaults(func=cmd_audit_verify)
+    p = asub.add_parser("report", parents=[common], help="render the history of the policy as Markdown, JSON and HTML",
+                        description="One section per version: rationale, data, training, metrics with confidence "
+                                    "intervals, red-team results, verdict, approvers, signer, dates; and whether the "
+                                    "deployed digest matches the last promoted version.")
+    p.add_argument("ref", nargs="?", default="HEAD", help="the commit to report up to (default: HEAD)")
+    p.add_argument("--out", default="audit/report", help="output folder (default: audit/report)")
+    p.add_argument("--deployed", metavar="MD5", help="the model digest serving production now, to detect drift")
+    p.add_argument("--format", choices=["all", "md", "json", "html"], default="all", help="what to write (default: all)")
+    p.set_defaults(func=cmd_audit_report)
     return parser
 
 
@@ -123,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_OK
-    return report_errors(lambda: args.func(args), prog=f"rlops {args.command}", traceback=args.traceback)
+    prog = f"rlops {args.command}" + (f" {args.audit_command}" if getattr(args, "audit_command", None) else "")
+    return report_errors(lambda: args.func(args), prog=prog, traceback=args.traceback)
 
 
 if __name__ == "__main__":

@@ -9,14 +9,24 @@ EXIT_FAILURE = 1  # an unexpected failure (a bug, or the environment); run with 
 EXIT_INVALID = 2  # bad input: a spec, a log file, a command-line argument
 EXIT_STALE = 3  # `rlops plan --check`: params.yaml differs from what the spec and conf produce
 EXIT_GATE_FAILED = 4  # `rlops verdict`: the candidate did not pass its gates
+EXIT_UNSIGNED = 5  # `rlops promote`: the merge is not signed by a pinned signer
+EXIT_EVIDENCE = 6  # `rlops promote`: the evidence in the merge does not match dvc.lock, the registry or the ledger
+EXIT_STALE_PARENT = 7  # `rlops promote`: the version's parent is no longer what serves production
+EXIT_APPROVALS = 8  # `rlops promote`: fewer approvals than specs/policy.yaml requires
+EXIT_AUDIT = 9  # `rlops audit verify`: the history does not verify
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES = {
     EXIT_OK: "success",
     EXIT_FAILURE: "unexpected failure (re-run with --traceback and report it)",
     EXIT_INVALID: "invalid input: a spec, a log file or an argument; the message names the place and the fix",
-    EXIT_STALE: "params.yaml is stale: run `rlops plan SPEC` and commit the result",
+    EXIT_STALE: "params.yaml or the DVC outputs are stale: run `rlops plan SPEC` / `dvc repro` and commit the result",
     EXIT_GATE_FAILED: "the candidate did not pass its gates (a normal outcome; see the report)",
+    EXIT_UNSIGNED: "promote: the merge commit is not signed by a signer pinned in audit/allowed_signers",
+    EXIT_EVIDENCE: "promote: the evidence in the merge does not match dvc.lock, the registry entry or the ledger",
+    EXIT_STALE_PARENT: "promote: stale proposal, its parent no longer serves production; rebase and re-run the cycle",
+    EXIT_APPROVALS: "promote: fewer approvals than specs/policy.yaml requires",
+    EXIT_AUDIT: "audit verify: the history does not verify; every break is listed",
     EXIT_INTERRUPTED: "interrupted",
 }
 
@@ -68,6 +78,17 @@ class StaleParams(RlopsError):
 
 class GateFailed(RlopsError):
     exit_code = EXIT_GATE_FAILED
+
+
+class Refused(RlopsError):
+    """A promotion step refused; carries every reason with the exit code of the first (see EXIT_CODES)."""
+
+    def __init__(self, reasons: list[tuple[int, str]], hint: str | None = None):
+        self.reasons = reasons
+        self.exit_code = reasons[0][0]
+        head = "refused:" if len(reasons) > 1 else "refused: " + reasons[0][1]
+        body = "".join(f"\n  - {msg}" for _, msg in reasons) if len(reasons) > 1 else ""
+        super().__init__(head + body, hint)
 
 
 class StageFailed(RlopsError):

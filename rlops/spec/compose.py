@@ -113,13 +113,18 @@ def plan(root: Path, spec_path: Path, overrides: list[str]) -> tuple[dict[str, A
     lines = load_spec(spec_path if spec_path.is_absolute() else root / spec_path, root)
     spec, policy = lines.data, load_policy(root).data
     spec_file = lines.file
-    if spec["parent"] != "base":
-        raise InvalidInput([Problem(spec_file, lines.line(("parent",)), "parent",
-                                    f"'{spec['parent']}': resolving a promoted parent needs deployments/ and the registry, "
-                                    "which are not built yet")], hint="use `parent: base` for now")
+    from rlops.registry.versions import resolve_parent
+
     groups, values = _parse_overrides(overrides)
+    parent_version, parent_model = resolve_parent(root, spec["policy"], spec["parent"], spec_file, lines.line(("parent",)))
+    if parent_model is not None and "model" in groups:
+        raise InvalidInput([Problem("command line", None, "model", f"model={groups['model']} conflicts with parent "
+                                    f"{spec['policy']}@{parent_version}: the parent's checkpoint is the model")],
+                           hint="drop the model= override, or set `parent: base` in the spec")
     choice = {"model": policy["base_model"], "method": spec["train"]["method"], **groups}
     composed = _compose(root, choice)
+    if parent_model is not None:
+        composed["model"] = parent_model
 
     train = composed["train"]
     _apply_mapping(train, spec["train"].get("overrides", {}), spec_file, "train.overrides", lines.line)
@@ -135,6 +140,7 @@ def plan(root: Path, spec_path: Path, overrides: list[str]) -> tuple[dict[str, A
             "number": spec["cycle"],
             "policy": spec["policy"],
             "parent": spec["parent"],
+            "parent_version": parent_version,
             "rationale": spec["rationale"],
             "promotion": {**composed["promotion"], **spec.get("promotion", {})},
         },

@@ -78,6 +78,10 @@ def materialize(params: dict[str, Any], root: Path, out_dir: Path) -> dict[str, 
     m = params["model"]
     if m.get("source") not in SOURCES:
         raise InvalidInput([Problem("params.yaml", None, "model.source", f"must be one of {', '.join(SOURCES)}")])
+    if m["source"] == "local" and not (root / m["path"] / "config.json").is_file():
+        dvc_file = Path(m["path"]).parent / f"{Path(m['path']).name}.dvc"
+        raise StageFailed(f"the parent checkpoint {m['path']} is not in the workspace",
+                          hint=f"fetch it from the DVC cache or remote: `dvc pull {dvc_file}` (or `dvc checkout {dvc_file}`)")
     print(f"base: loading tokenizer ({m['tokenizer']['source']})", flush=True)
     tokenizer = load_tokenizer(m, root)
     print(f"base: building model '{m['name']}' from {m['source']}", flush=True)

@@ -1,0 +1,87 @@
+"""The few git operations promotion and audit need, through the `git` command (what every CI runner has).
+
+Plain subprocess calls rather than GitPython objects: each call is one process, its output is bytes we parse
+ourselves, and `BlobReader` keeps one `git cat-file --batch` process open so that reading thousands of small
+files from history costs one process, not thousands (audit verify stays linear in history length).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from rlops.errors import RlopsError
+
+
+def git(root: Path, *args: str, check: bool = True, input: bytes | None = None) -> str:
+    """Run `git args` in `root` and return its stdout as text; a failure names the command and git's message."""
+    p = subprocess.run(["git", *args], cwd=root, input=input, capture_output=True)
+    if check and p.returncode != 0:
+        msg = p.stderr.decode(errors="replace").strip() or p.stdout.decode(errors="replace").strip()
+        raise RlopsError(f"`git {' '.join(args)}` failed: {msg}", hint=f"is {root} a git repository with that history?")
+    return p.stdout.decode("utf-8", errors="replace")
+
+
+def rev(root: Path, ref: str) -> str | None:
+    """The full commit id of `ref`, or None when it does not name a commit."""
+    p = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], cwd=root, capture_output=True)
+    return p.stdout.decode().strip() if p.returncode == 0 else None
+
+
+def parents(root: Path, commit: str) -> list[str]:
+    return git(root, "rev-list", "--parents", "-n", "1", commit).split()[1:]
+
+
+def changed_paths(root: Path, old: str, new: str) -> list[str]:
+    return [p for p in git(root, "diff", "--name-only", "--no-renames", old, new).splitlines() if p]
+
+
+def status_paths(root: Path) -> list[str]:
+    """Paths with uncommitted changes or untracked (not ignored), relative to the repository root."""
+    out = git(root, "status", "--porcelain", "-z", "--untracked-files=all")
+    paths, entries = [], out.split("\0")
+    i = 0
+    while i < len(entries):
+        entry = entries[i]
+        if entry:
+            paths.append(entry[3:])
+            if entry[0] in "RC":  # a rename is followed by its source path
+                i += 1
+        i += 1
+    return paths
+
+
+class BlobReader:
+    """Reads `rev:path` from the object store through one long-lived `git cat-file --batch` process."""
+
+    def __init__(self, root: Path):
+        self._proc = subprocess.Popen(["git", "cat-file", "--batch"], cwd=root, stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+    def read(self, rev: str, path: str = "") -> bytes | None:
+        """The object's bytes, or None when `rev:path` does not exist."""
+        assert self._proc.stdin and self._proc.stdout
+        name = f"{rev}:{path}" if path else rev
+        self._proc.stdin.write(name.encode() + b"\n")
+        self._proc.stdin.flush()
+        header = self._proc.stdout.readline().split()
+        if len(header) < 3 or header[-1] == b"missing":
+            return None
+        data = self._proc.stdout.read(int(header[2]))
+        self._proc.stdout.read(1)  # the newline after each object
+        return data
+
+    def text(self, rev: str, path: str = "") -> str | None:
+        data = self.read(rev, path)
+        return None if data is None else data.decode("utf-8", errors="replace")
+
+    def close(self) -> None:
+        if self._proc.stdin:
+            self._proc.stdin.close()
+        self._proc.wait()
+
+    def __enter__(self) -> "BlobReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

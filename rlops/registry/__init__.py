@@ -1,0 +1,1 @@
+"""Deployment manifests, registered versions, proposals, promotion, rollback and tags. Imports nothing heavy."""

@@ -1,0 +1,225 @@
+"""`rlops propose`: put a passing cycle's evidence on a branch and open (or describe) its pull request.
+
+The branch's one commit registers the candidate as the next version, moves the deployment manifest per the spec's
+promotion mode, appends the pending events to the ledger and carries the spec, params.yaml, dvc.lock and every
+metric. Its message ends with trailers that anchor the proposal (`Rlops-Ledger:` names the last ledger line it
+appended), so the signed merge of that commit fixes the evidence for good.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rlops.audit import ledger
+from rlops.errors import EXIT_GATE_FAILED, EXIT_INVALID, EXIT_STALE, EXIT_STALE_PARENT, Refused, RlopsError
+from rlops.gitio import git, rev, status_paths
+from rlops.registry import manifest, versions
+from rlops.registry.evidence import EVIDENCE, MODEL_OUT, PAIRS_OUT, VERDICT, lock_deps, lock_outs
+
+
+@dataclass(frozen=True)
+class Proposal:
+    version: str
+    branch: str
+    commit: str
+    title: str
+    body_file: Path
+    next_steps: list[str]  # commands still to run (empty when it pushed and opened the PR itself)
+
+
+def actor(root: Path) -> str:
+    name = git(root, "config", "user.name", check=False).strip() or "unknown"
+    email = git(root, "config", "user.email", check=False).strip()
+    return f"{name} <{email}>" if email else name
+
+
+def _read_json(root: Path, path: str) -> dict[str, Any]:
+    return json.loads((root / path).read_text(encoding="utf-8"))
+
+
+def _allowed_changes(spec: str) -> set[str]:
+    return {spec, *EVIDENCE}
+
+
+def preflight(root: Path, params: dict[str, Any]) -> list[tuple[int, str]]:
+    """Every reason not to propose now: a failed gate, stale outputs, unrelated changes, a parent not in production."""
+    from rlops.spec import compose
+
+    reasons: list[tuple[int, str]] = []
+    verdict_path = root / VERDICT
+    if not verdict_path.is_file():
+        reasons.append((EXIT_STALE, f"{VERDICT} not found: run `dvc repro` first"))
+    else:
+        verdict = json.loads(verdict_path.read_text(encoding="utf-8"))
+        if not verdict.get("passed"):
+            failed = ", ".join(g["metric"] for g in verdict["gates"] if not g["passed"])
+            reasons.append((EXIT_GATE_FAILED, f"the gate did not pass ({failed}); a failed candidate is never proposed"))
+    try:
+        compose.check(root, None, None)
+    except RlopsError as e:
+        reasons.append((EXIT_STALE, e.message.splitlines()[0] + " (run `rlops plan`, then `dvc repro`)"))
+    dvc = shutil.which("dvc")
+    if dvc is None:
+        reasons.append((EXIT_INVALID, "the `dvc` command is not installed: install the `train` extra (make setup)"))
+    else:
+        p = subprocess.run([dvc, "status", "-q"], cwd=root, capture_output=True, text=True)
+        if p.returncode != 0:
+            detail = subprocess.run([dvc, "status"], cwd=root, capture_output=True, text=True).stdout.strip()
+            reasons.append((EXIT_STALE, "`dvc status` shows stale outputs; run `dvc repro` first:\n    "
+                            + detail.replace("\n", "\n    ")))
+    spec = params["plan"]["spec"]
+    unrelated = [p for p in status_paths(root) if p not in _allowed_changes(spec) and not p.endswith("/.gitignore")
+                 and not p.startswith(".dvc/")]
+    if unrelated:
+        reasons.append((EXIT_INVALID, "the working tree holds changes unrelated to the cycle: " + ", ".join(unrelated[:10])
+                        + (" ..." if len(unrelated) > 10 else "") + "; commit or stash them first"))
+    policy = params["cycle"]["policy"]
+    production = manifest.load(root, policy).production
+    if params["cycle"]["parent_version"] != production:
+        reasons.append((EXIT_STALE_PARENT, f"the cycle trained from {policy}@{params['cycle']['parent_version']}, but "
+                        f"{production} serves production now; set `parent: production`, re-plan and re-run the cycle"))
+    return reasons
+
+
+def registry_entry(root: Path, params: dict[str, Any], version: str, who: str, ts: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The registry record of the candidate, and the dvc.lock out of its weights."""
+    lock_text = (root / "dvc.lock").read_text(encoding="utf-8")
+    outs, deps = lock_outs(lock_text), lock_deps(lock_text)
+    if MODEL_OUT not in outs or PAIRS_OUT not in outs:
+        raise RlopsError(f"dvc.lock has no {MODEL_OUT} or {PAIRS_OUT}", hint="run `dvc repro` to completion first")
+    spec = params["plan"]["spec"]
+    verdict = _read_json(root, VERDICT)
+    cycle, train = params["cycle"], params["train"]
+    evidence = {p: ledger.sha256_bytes((root / p).read_bytes()) for p in (spec, *EVIDENCE) if (root / p).is_file()}
+    entry = {
+        "policy": cycle["policy"], "version": version, "cycle": cycle["number"], "parent": cycle["parent_version"],
+        "created": ts, "proposed_by": who, "rationale": cycle["rationale"],
+        "spec": {"path": spec, "blob": git(root, "hash-object", spec).strip()},
+        "model": {"md5": outs[MODEL_OUT]["md5"], "size": outs[MODEL_OUT].get("size"),
+                  "nfiles": outs[MODEL_OUT].get("nfiles"), "base": params["model"]["name"]},
+        "data": {"pairs": outs[PAIRS_OUT]["md5"],
+                 "interactions": deps.get(params["data"]["interactions"], {}).get("md5"),
+                 "feedback": deps.get(params["data"]["feedback"], {}).get("md5")},
+        "training": {"method": train["method"], **{k: train[k] for k in ("beta", "learning_rate", "max_steps") if k in train}},
+        "evaluation": {g["metric"]: {k: g[k] for k in ("rule", "passed", "incumbent", "candidate", "diff", "ci_low", "ci_high", "n")}
+                       for g in verdict["gates"]},
+        "verdict": verdict["decision"],
+        "promotion": cycle["promotion"],
+        "evidence": evidence,
+    }
+    return entry, outs[MODEL_OUT]
+
+
+def moved(current: manifest.Manifest, version: str, promotion: dict[str, Any]) -> manifest.Manifest:
+    mode = promotion["mode"]
+    if mode == "replace":
+        return manifest.Manifest(current.policy, version, current.shadow, current.canary, current.canary_fraction)
+    if mode == "shadow":
+        return manifest.Manifest(current.policy, current.production, version, current.canary, current.canary_fraction)
+    return manifest.Manifest(current.policy, current.production, current.shadow, version, float(promotion["fraction"]))
+
+
+def pending_events(entries: list[ledger.Entry], entry: dict[str, Any], who: str, ts: str) -> list[ledger.Entry]:
+    policy, version = entry["policy"], entry["version"]
+    subject = {"name": f"{policy}@{version}", "digest": "md5:" + entry["model"]["md5"]}
+    ev = entry["evidence"]
+    specs = [
+        ("proposed", [subject, {"name": "dataset", "digest": "md5:" + entry["data"]["pairs"]},
+                      {"name": f"{policy}@{entry['parent']}", "digest": "parent"}],
+         {p: ev[p] for p in (entry["spec"]["path"], "params.yaml", "dvc.lock") if p in ev},
+         {"cycle": entry["cycle"], "parent": entry["parent"], "rationale": entry["rationale"],
+          "promotion": entry["promotion"]}),
+        ("evaluated", [subject], {p: d for p, d in ev.items() if p.startswith("artifacts/evaluate/")},
+         {"metrics": {m: {"incumbent": g["incumbent"], "candidate": g["candidate"]} for m, g in entry["evaluation"].items()}}),
+        ("gate_decided", [subject], {p: ev[p] for p in (VERDICT, "artifacts/gate/report.md") if p in ev},
+         {"decision": entry["verdict"], "gates": {m: g["passed"] for m, g in entry["evaluation"].items()}}),
+    ]
+    out: list[ledger.Entry] = []
+    for name, subjects, evidence, data in specs:
+        out.append(ledger.make_event(entries + out, name, policy=policy, actor=who, subjects=subjects,
+                                     evidence=evidence, data=data, ts=ts))
+    return out
+
+
+def commit_message(title: str, body: str, trailers: dict[str, str]) -> str:
+    return f"{title}\n\n{body}\n\n" + "".join(f"{k}: {v}\n" for k, v in trailers.items())
+
+
+def open_pr(root: Path, branch: str, base: str, title: str, body_file: Path, remote: str, push: bool) -> list[str]:
+    """Push and open the PR with `gh` when it is there and logged in; otherwise return the commands to run."""
+    has_remote = bool(git(root, "remote", "get-url", remote, check=False).strip())
+    gh = shutil.which("gh")
+    gh_ready = gh is not None and subprocess.run([gh, "auth", "status"], cwd=root, capture_output=True).returncode == 0
+    push_cmd = ["git", "push", "-u", remote, branch]
+    pr_cmd = ["gh", "pr", "create", "--base", base, "--head", branch, "--title", title, "--body-file", str(body_file)]
+    if push and has_remote and gh_ready:
+        git(root, *push_cmd[1:])
+        subprocess.run(pr_cmd, cwd=root, check=True)
+        return []
+    import shlex
+
+    return [shlex.join(push_cmd), shlex.join(pr_cmd)]
+
+
+def propose(root: Path, *, remote: str = "origin", push: bool = True) -> Proposal:
+    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+    reasons = preflight(root, params)
+    if reasons:
+        raise Refused(reasons, hint="fix the first reason; `rlops propose` changes nothing until all hold")
+    cycle = params["cycle"]
+    policy = cycle["policy"]
+    spec = params["plan"]["spec"]
+    branch = f"cycle/{Path(spec).stem}"
+    if rev(root, f"refs/heads/{branch}"):
+        raise RlopsError(f"the branch {branch} exists already", hint=f"delete it (`git branch -D {branch}`) to propose again")
+    base = git(root, "rev-parse", "--abbrev-ref", "HEAD").strip()
+    who, ts = actor(root), ledger.now()
+    version = versions.next_version(root, policy)
+    entry, model_out = registry_entry(root, params, version, who, ts)
+    entries, problems = ledger.read(root)
+    if problems:
+        raise RlopsError("audit/ledger.jsonl is damaged: " + "; ".join(map(str, problems[:3])),
+                         hint="run `rlops audit verify`; restore the ledger from the default branch")
+    events = pending_events(entries, entry, who, ts)
+
+    git(root, "checkout", "-q", "-b", branch)
+    vdir = root / versions.version_dir(policy, version)
+    vdir.mkdir(parents=True, exist_ok=True)
+    (vdir / "version.yaml").write_text(f"# {policy}@{version}, registered by `rlops propose`; do not edit.\n"
+                                       + yaml.safe_dump(entry, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    (vdir / "model.dvc").write_text(versions.dvc_file_text(model_out), encoding="utf-8")
+    (vdir / ".gitignore").write_text("/model\n", encoding="utf-8")
+    current = manifest.load(root, policy)
+    new_manifest = moved(current, version, cycle["promotion"])
+    (root / "deployments").mkdir(exist_ok=True)
+    (root / manifest.manifest_path(policy)).write_text(new_manifest.text(), encoding="utf-8")
+    ledger.append(root, events)
+
+    mode = cycle["promotion"]["mode"]
+    where = {"replace": "production", "shadow": "shadow", "canary": f"canary ({cycle['promotion'].get('fraction')})"}[mode]
+    title = f"{policy}@{version}: cycle {cycle['number']:04d} to {where}"
+    report = (root / "artifacts/gate/report.md").read_text(encoding="utf-8")
+    body = (f"Registers `{policy}@{version}` (parent `{entry['parent']}`, model md5 `{entry['model']['md5']}`) and moves "
+            f"`{manifest.manifest_path(policy)}` {where}: `{current.stages().get(where.split(' ')[0], 'none')}` -> "
+            f"`{version}`.\nMerging this pull request with a signed merge commit promotes it; `rlops promote` checks "
+            f"the signature, the evidence, the parent and the approvals first.\n\n{report}")
+    files = [spec, *[p for p in EVIDENCE if (root / p).exists()], versions.version_dir(policy, version),
+             manifest.manifest_path(policy), ledger.LEDGER]
+    git(root, "add", "--", *files)
+    trailers = {"Rlops-Policy": policy, "Rlops-Version": version, "Rlops-Cycle": str(cycle["number"]),
+                "Rlops-Ledger": f"seq={events[-1].seq} {events[-1].hash}"}
+    git(root, "commit", "-q", "-F", "-", input=commit_message(title, "Proposed by `rlops propose`; the pull request "
+                                                               "carries the gate report.", trailers).encode())
+    commit = git(root, "rev-parse", "HEAD").strip()
+    body_file = Path(git(root, "rev-parse", "--absolute-git-dir").strip()) / "rlops" / f"{Path(spec).stem}.pr.md"
+    body_file.parent.mkdir(parents=True, exist_ok=True)
+    body_file.write_text(body, encoding="utf-8")
+    steps = open_pr(root, branch, base, title, body_file, remote, push)
+    return Proposal(version, branch, commit, title, body_file, steps)

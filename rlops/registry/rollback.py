@@ -1,0 +1,73 @@
+"""`rlops rollback [--to VERSION]`: propose putting an earlier version back in production.
+
+A rollback is a proposal like any other: a branch whose one commit points the manifest back and appends a
+`rolled_back` event; its signed merge, checked by `rlops promote`, is what puts the old version back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from rlops.audit import ledger
+from rlops.errors import RlopsError
+from rlops.gitio import git, rev, status_paths
+from rlops.registry import manifest, versions
+from rlops.registry.propose import Proposal, actor, commit_message, open_pr
+
+
+def previous_production(entries: list[ledger.Entry], current: str) -> str | None:
+    """The version production served before `current`, from the ledger's promotions."""
+    for e in reversed(entries):
+        d = e.event["data"]
+        if e.event["event"] == "promoted" and d.get("version") == current and d.get("from"):
+            return d["from"]
+    return None
+
+
+def rollback(root: Path, to: str | None = None, reason: str = "", *, remote: str = "origin", push: bool = True) -> Proposal:
+    policy = yaml.safe_load((root / "specs/policy.yaml").read_text(encoding="utf-8"))["policy"]
+    current = manifest.load(root, policy)
+    entries, problems = ledger.read(root)
+    if problems:
+        raise RlopsError("audit/ledger.jsonl is damaged: " + "; ".join(map(str, problems[:3])),
+                         hint="run `rlops audit verify`")
+    target = to.split("@", 1)[-1] if to else previous_production(entries, current.production)
+    if target is None:
+        raise RlopsError(f"no earlier production version of {policy} is recorded in the ledger",
+                         hint="name one with --to vN")
+    if target == current.production:
+        raise RlopsError(f"{policy}@{target} serves production already")
+    if target != "base" and not (root / versions.version_file(policy, target)).is_file():
+        raise RlopsError(f"{policy}@{target} is not registered",
+                         hint=f"registered versions: {', '.join(versions.registered(root, policy)) or 'none'}")
+    dirty = status_paths(root)
+    if dirty:
+        raise RlopsError("the working tree has uncommitted changes: " + ", ".join(dirty[:10]),
+                         hint="commit or stash them; a rollback branch carries only the manifest and the ledger")
+    branch = f"rollback/{policy}-{current.production}-to-{target}"
+    if rev(root, f"refs/heads/{branch}"):
+        raise RlopsError(f"the branch {branch} exists already", hint=f"delete it (`git branch -D {branch}`) first")
+    base = git(root, "rev-parse", "--abbrev-ref", "HEAD").strip()
+    who = actor(root)
+    event = ledger.make_event(entries, "rolled_back", policy=policy, actor=who,
+                              subjects=[{"name": f"{policy}@{target}", "digest": "production"}],
+                              data={"from": current.production, "to": target, "reason": reason})
+    git(root, "checkout", "-q", "-b", branch)
+    new = manifest.Manifest(policy, target, current.shadow, current.canary, current.canary_fraction)
+    (root / "deployments").mkdir(exist_ok=True)
+    (root / manifest.manifest_path(policy)).write_text(new.text(), encoding="utf-8")
+    ledger.append(root, [event])
+    git(root, "add", "--", manifest.manifest_path(policy), ledger.LEDGER)
+    title = f"{policy}: roll production back from {current.production} to {target}"
+    trailers = {"Rlops-Policy": policy, "Rlops-Version": target, "Rlops-Ledger": f"seq={event.seq} {event.hash}"}
+    git(root, "commit", "-q", "-F", "-", input=commit_message(title, reason or "Proposed by `rlops rollback`.", trailers).encode())
+    commit = git(root, "rev-parse", "HEAD").strip()
+    body = (f"Points `{manifest.manifest_path(policy)}` production back from `{current.production}` to `{target}`.\n\n"
+            f"Reason: {reason or '(none given)'}\n\nA signed merge of this pull request, checked by `rlops promote`, "
+            f"puts `{target}` back in production.\n")
+    body_file = Path(git(root, "rev-parse", "--absolute-git-dir").strip()) / "rlops" / f"{branch.replace('/', '-')}.pr.md"
+    body_file.parent.mkdir(parents=True, exist_ok=True)
+    body_file.write_text(body, encoding="utf-8")
+    return Proposal(target, branch, commit, title, body_file, open_pr(root, branch, base, title, body_file, remote, push))

@@ -1,0 +1,215 @@
+"""Promotion end to end, all local and real: SSH signing keys from ssh-keygen, a bare origin, `dvc repro` of real
+cycles with the tiny model, `rlops propose`, signed `--no-ff` merges, `rlops promote`, tags, `rlops audit verify`,
+each refusal, a stale second proposal, and a rollback. Only the forge is absent: no GitHub API here, so approvals
+come from `Approved-by:` trailers and pull requests are merged with `git merge`, as GitHub's merge button does.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import run
+
+SPEC1 = "specs/cycles/0001-damaged-orders.yaml"
+TINY = ["train.max_steps=4", "evaluate.limit=4", "evaluate.max_new_tokens=8"]
+
+
+def keygen(path: Path, comment: str) -> Path:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)], check=True)
+    return path
+
+
+def git(repo: Path, env: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run(["git", *args], repo, env, check=check)
+
+
+def rlops(repo: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
+    return run(["rlops", *args], repo, env, check=False)
+
+
+def merge(repo: Path, env: dict, branch: str, *, key: Path | None, approvers=("bob",)) -> None:
+    """`git merge --no-ff` as a forge's merge button does it: signed with `key`, or unsigned when None."""
+    message = f"Merge {branch}\n\n" + "".join(f"Approved-by: {a}\n" for a in approvers)
+    signing = ["-c", f"user.signingkey={key}"] if key else []
+    git(repo, env, *signing, "merge", "--no-ff", "-S" if key else "--no-gpg-sign", "-m", message, branch)
+
+
+def refused(repo: Path, env: dict, code: int, text: str) -> None:
+    p = rlops(repo, env, "promote")
+    assert p.returncode == code, (p.returncode, p.stdout, p.stderr)
+    assert text in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr
+    git(repo, env, "reset", "-q", "--hard", "HEAD~1")  # undo the merge; nothing was recorded
+
+
+def ledger_events(repo: Path) -> list[dict]:
+    return [json.loads(line) for line in (repo / "audit/ledger.jsonl").read_text().splitlines()]
+
+
+def manifest(repo: Path) -> dict:
+    return yaml.safe_load((repo / "deployments/support-agent.yaml").read_text())
+
+
+def new_cycle(repo: Path, number: int, slug: str, *, margin: str = "0.05") -> str:
+    text = (repo / SPEC1).read_text() if (repo / SPEC1).exists() else ""
+    spec = f"specs/cycles/{number:04d}-{slug}.yaml"
+    text = text.replace("cycle: 1", f"cycle: {number}").replace("parent: base", "parent: production")
+    (repo / spec).write_text(text.replace("margin: 0.05", f"margin: {margin}"))
+    return spec
+
+
+@pytest.mark.slow
+def test_propose_merge_promote_refusals_stale_and_rollback(project, tmp_path):
+    repo, env = project
+    alice = keygen(tmp_path / "alice", "alice@rlops.test")
+    mallory = keygen(tmp_path / "mallory", "mallory@rlops.test")
+    (repo / "audit").mkdir()
+    (repo / "audit/allowed_signers").write_text(f"alice@rlops.test {alice.with_suffix('.pub').read_text()}")
+    for k, v in {"gpg.format": "ssh", "user.signingkey": str(alice), "user.name": "alice",
+                 "gpg.ssh.allowedSignersFile": str(repo / "audit/allowed_signers")}.items():
+        git(repo, env, "config", k, v)
+    git(repo, env, "add", "audit")
+    git(repo, env, "commit", "-q", "-S", "-m", "Pin alice as a promotion signer")
+    origin = tmp_path / "origin.git"
+    run(["git", "init", "-q", "--bare", str(origin)], tmp_path, env)
+    git(repo, env, "remote", "add", "origin", str(origin))
+    git(repo, env, "push", "-q", "origin", "main")
+
+    # cycle 1, reproduced with the tiny model; the gate passes (the tiny model scores 0 before and after)
+    run(["rlops", "plan", SPEC1, "model=tiny", *TINY], repo, env)
+    run(["dvc", "repro"], repo, env)
+
+    # a failed gate is never proposed
+    spec = repo / SPEC1
+    good = spec.read_text()
+    spec.write_text(good.replace("{metric: heldout.rubric, rule: non_inferior, margin: 0.05}",
+                                 "{metric: heldout.rubric, rule: at_least, value: 0.5}"))
+    run(["rlops", "plan", SPEC1, "model=tiny", *TINY], repo, env)
+    run(["dvc", "repro"], repo, env)
+    p = rlops(repo, env, "propose")
+    assert p.returncode == 4 and "the gate did not pass (heldout.rubric)" in p.stderr, p.stderr
+    spec.write_text(good)
+    run(["rlops", "plan", SPEC1, "model=tiny", *TINY], repo, env)
+    run(["dvc", "repro"], repo, env)
+
+    # unrelated changes and stale outputs are refused too
+    (repo / "notes.txt").write_text("wip\n")
+    p = rlops(repo, env, "propose")
+    assert p.returncode == 2 and "unrelated to the cycle: notes.txt" in p.stderr, p.stderr
+    (repo / "notes.txt").unlink()
+
+    p = rlops(repo, env, "propose")
+    assert p.returncode == 0, p.stderr
+    assert "cycle/0001-damaged-orders" in p.stdout and "git push -u origin cycle/0001-damaged-orders" in p.stdout
+    shown = git(repo, env, "show", "--name-only", "--format=%B", "cycle/0001-damaged-orders").stdout
+    for path in ("registry/support-agent/v1/version.yaml", "registry/support-agent/v1/model.dvc",
+                 "deployments/support-agent.yaml", "audit/ledger.jsonl", "dvc.lock", "artifacts/gate/verdict.json"):
+        assert path in shown, shown
+    assert "Rlops-Ledger: seq=3 sha256:" in shown
+    assert [e["event"] for e in ledger_events(repo)] == ["proposed", "evaluated", "gate_decided"]
+    git(repo, env, "push", "-q", "origin", "cycle/0001-damaged-orders")
+    git(repo, env, "checkout", "-q", "main")
+
+    # each refusal; the merge is undone after each
+    merge(repo, env, "cycle/0001-damaged-orders", key=None)
+    refused(repo, env, 5, "no signature")
+    merge(repo, env, "cycle/0001-damaged-orders", key=mallory)
+    refused(repo, env, 5, "not pinned")
+    merge(repo, env, "cycle/0001-damaged-orders", key=alice, approvers=())
+    refused(repo, env, 8, "0 approval(s) recorded")
+    git(repo, env, "checkout", "-q", "-b", "tampered", "cycle/0001-damaged-orders")
+    results = repo / "artifacts/evaluate/candidate/results.json"
+    results.write_text(results.read_text().replace("0.0", "0.9", 1))
+    git(repo, env, "commit", "-q", "-am", "Improve the numbers")
+    git(repo, env, "checkout", "-q", "main")
+    merge(repo, env, "tampered", key=alice)
+    refused(repo, env, 6, "artifacts/evaluate/candidate/results.json changed after the gate")
+
+    # the good merge: signed by a pinned key, approved; promote records it and tags it
+    merge(repo, env, "cycle/0001-damaged-orders", key=alice)
+    p = rlops(repo, env, "promote")
+    assert p.returncode == 0, p.stderr
+    assert "v1 -> production" in p.stdout
+    tags = git(repo, env, "tag", "--list").stdout.split()
+    assert tags == ["support-agent#prod#1", "support-agent@v1.0.0"], tags
+    for tag in tags:
+        git(repo, env, "verify-tag", tag)  # signed with alice's key
+    assert [e["event"] for e in ledger_events(repo)][-2:] == ["approved", "promoted"]
+    assert manifest(repo)["production"] == "v1"
+    p = rlops(repo, env, "audit", "verify")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "1 promotion(s) verified" in p.stdout
+    gto = run(["gto", "show", "support-agent"], repo, env)
+    assert "v1.0.0" in gto.stdout and "prod" in gto.stdout, gto.stdout
+    git(repo, env, "push", "-q", "origin", "main", "--tags")
+
+    # cycles 2 and 3 both start from production (v1): the weights come back from the DVC cache
+    run(["dvc", "checkout", "registry/support-agent/v1/model.dvc"], repo, env)
+    spec2 = new_cycle(repo, 2, "tone")
+    run(["rlops", "plan", spec2, *TINY], repo, env)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    assert params["model"]["path"] == "registry/support-agent/v1/model" and params["cycle"]["parent_version"] == "v1"
+    run(["dvc", "repro"], repo, env)
+    assert rlops(repo, env, "propose").returncode == 0
+    git(repo, env, "checkout", "-q", "main")
+    spec3 = new_cycle(repo, 3, "tone-again", margin="0.06")
+    run(["rlops", "plan", spec3, *TINY], repo, env)
+    run(["dvc", "repro"], repo, env)  # DVC's run cache restores what cycle 2 computed; the gate re-runs
+    assert rlops(repo, env, "propose").returncode == 0
+    git(repo, env, "checkout", "-q", "main")
+    merge(repo, env, "cycle/0002-tone", key=alice)
+    assert rlops(repo, env, "promote").returncode == 0
+    assert manifest(repo)["production"] == "v2"
+    # the second proposal conflicts; its author takes their side and appends their ledger lines after ours
+    before = (repo / "audit/ledger.jsonl").read_text()
+    p = git(repo, env, "-c", f"user.signingkey={alice}", "merge", "--no-ff", "-S", "--no-commit",
+            "cycle/0003-tone-again", check=False)
+    assert p.returncode != 0  # conflicts, as expected
+    git(repo, env, "checkout", "--theirs", "--", ".")
+    theirs = git(repo, env, "show", "cycle/0003-tone-again:audit/ledger.jsonl").stdout
+    (repo / "audit/ledger.jsonl").write_text(before + "".join(l + "\n" for l in theirs.splitlines()
+                                                               if l + "\n" not in before))
+    git(repo, env, "add", "-A")
+    git(repo, env, "-c", f"user.signingkey={alice}", "commit", "-q", "-S", "-m",
+        "Merge cycle/0003-tone-again\n\nApproved-by: bob")
+    refused(repo, env, 7, "stale")
+
+    # a rollback is a proposal too: signed merge, promote, and v1 serves again
+    p = rlops(repo, env, "rollback", "--reason", "refund answers got worse")
+    assert p.returncode == 0, p.stderr
+    git(repo, env, "checkout", "-q", "main")
+    merge(repo, env, "rollback/support-agent-v2-to-v1", key=alice)
+    p = rlops(repo, env, "promote")
+    assert p.returncode == 0, p.stderr
+    assert manifest(repo)["production"] == "v1"
+    events = [e["event"] for e in ledger_events(repo)]
+    assert events[-3:] == ["rolled_back", "approved", "promoted"], events
+    gto = run(["gto", "show", "support-agent"], repo, env)
+    p = rlops(repo, env, "audit", "verify")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "production is v1" in p.stdout
+
+    # any edit or deletion of a past ledger line breaks verification, naming the line
+    ledger = repo / "audit/ledger.jsonl"
+    good_ledger = ledger.read_text()
+    lines = good_ledger.splitlines()
+    second = json.loads(lines[1])
+    second["actor"] = "someone else"
+    ledger.write_text("\n".join([lines[0], json.dumps(second, sort_keys=True, separators=(",", ":")), *lines[2:]]) + "\n")
+    git(repo, env, "commit", "-q", "-am", "Edit history")
+    p = rlops(repo, env, "audit", "verify")
+    assert p.returncode == 9 and "audit/ledger.jsonl:3" in p.stdout, p.stdout + p.stderr
+    git(repo, env, "reset", "-q", "--hard", "HEAD~1")
+    ledger.write_text("\n".join([lines[0], *lines[2:]]) + "\n")
+    git(repo, env, "commit", "-q", "-am", "Delete a line")
+    p = rlops(repo, env, "audit", "verify")
+    assert p.returncode == 9 and "audit/ledger.jsonl:2" in p.stdout, p.stdout + p.stderr
+    git(repo, env, "reset", "-q", "--hard", "HEAD~1")
+    assert rlops(repo, env, "audit", "verify").returncode == 0
+    shutil.rmtree(repo / "artifacts", ignore_errors=True)
