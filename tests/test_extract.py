@@ -121,7 +121,7 @@ def test_edit_prefers_the_edited_answer(tmp_path):
 def test_prompt_uses_the_interactions_own_system_instructions(tmp_path):
     history = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
                {"role": "user", "content": "My teapot arrived broken."}]
-    record = interaction("i-1", system_instructions="Holiday rules apply.", trace_id="abc")
+    record = interaction("i-1", system_instructions="Holiday rules apply.", trace_id="0af7651916cd43dd8448eb211c80319c")
     record["input_messages"] = history
     _, pairs, _ = extract(world(tmp_path, [record], [edit("f-1", "i-1")]))
     assert pairs[0]["prompt"] == [{"role": "system", "content": "Holiday rules apply."}, *history]
