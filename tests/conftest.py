@@ -13,7 +13,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 # what a cycle needs; the package itself is imported from the installed (editable) rlops
-PROJECT_FILES = ["specs", "pipelines", "data", "dvc.yaml", "params.yaml", ".dvc/config", ".gitignore", "rlops"]
+PROJECT_FILES = ["specs", "pipelines", "data", "deployments", "audit", "dvc.yaml", "params.yaml", ".dvc/config", ".gitignore",
+                 "rlops"]
 
 
 def env_for(home: Path) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""Light commands stay light: `rlops --help`, `validate` and `plan` import no heavy library (fresh interpreter)."""
+"""Light commands stay light: `rlops --help`, `validate`, `plan`, promotion and audit import no heavy library
+(fresh interpreter)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,11 @@ print(json.dumps({"rc": rc, "heavy": sorted(m for m in %r if m in sys.modules)})
     (["plan", "specs/cycles/0001-damaged-orders.yaml", "model=tiny"], 0),
     (["plan", "--check"], 0),
     (["verdict", "missing.json"], 1),
+    (["promote"], 0),  # nothing to promote on a plain commit
+    (["audit", "verify"], 0),
+    (["audit", "report", "--out", "audit-report"], 0),
+    (["rollback"], 1),  # nothing to roll back to
+    (["propose", "--no-push"], 3),  # no verdict yet
 ])
 def test_light_commands_import_nothing_heavy(project, args, rc):
     repo, env = project

@@ -69,8 +69,8 @@ def test_propose_merge_promote_refusals_stale_and_rollback(project, tmp_path):
     repo, env = project
     alice = keygen(tmp_path / "alice", "alice@rlops.test")
     mallory = keygen(tmp_path / "mallory", "mallory@rlops.test")
-    (repo / "audit").mkdir()
-    (repo / "audit/allowed_signers").write_text(f"alice@rlops.test {alice.with_suffix('.pub').read_text()}")
+    signers = repo / "audit/allowed_signers"
+    signers.write_text(signers.read_text() + f"alice@rlops.test {alice.with_suffix('.pub').read_text()}")
     for k, v in {"gpg.format": "ssh", "user.signingkey": str(alice), "user.name": "alice",
                  "gpg.ssh.allowedSignersFile": str(repo / "audit/allowed_signers")}.items():
         git(repo, env, "config", k, v)

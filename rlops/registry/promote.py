@@ -127,9 +127,10 @@ def count_approvals(message: str, approvals_file: Path | None) -> list[str]:
         latest: dict[str, str] = {}
         for r in reviews:  # a later review by the same person (changes requested, dismissed) replaces an approval
             login = r.get("login") or (r.get("user") or {}).get("login")
-            if login:
-                latest[login] = r.get("state", "")
-        who |= {login for login, state in latest.items() if state.upper() == "APPROVED"}
+            state = str(r.get("state", "")).upper()
+            if login and state not in ("COMMENTED", "PENDING"):  # as on GitHub, a comment leaves an approval standing
+                latest[login] = state
+        who |= {login for login, state in latest.items() if state == "APPROVED"}
     return sorted(who)
 
 
