@@ -22,7 +22,7 @@ ALLOWED_SIGNERS = "audit/allowed_signers"
 TRUSTED_GPG = "audit/trusted_gpg_keys"
 MEANING = {
     "G": "a good signature", "B": "a bad signature (the commit was changed after it was signed)",
-    "U": "a good signature by a key that is not pinned", "X": "a good signature that has expired",
+    "U": "a good signature by an untrusted or unknown key", "X": "a good signature that has expired",
     "Y": "a good signature by an expired key", "R": "a good signature by a revoked key",
     "E": "a signature that cannot be checked (missing key)", "N": "no signature",
 }
@@ -92,9 +92,12 @@ def signature(root: Path, commit: str, pinned: Pinned) -> Signature:
 
 def problem_with(sig: Signature, pinned: Pinned) -> str | None:
     """None when the signature is good and its key is pinned; otherwise what is wrong, in words."""
+    if sig.status == "U":
+        return (f"is signed by {sig.who}, a key that is unknown or untrusted here: not pinned in {ALLOWED_SIGNERS} "
+                f"or {TRUSTED_GPG} (or not trusted by gpg)")
     if sig.status != "G":
         return f"carries {MEANING.get(sig.status, 'an unknown signature status ' + sig.status)}" + (
-            f" by {sig.who}" if sig.status in "UXYR" else "")
+            f" by {sig.who}" if sig.status in "XYR" else "")
     keys = {sig.fingerprint, sig.primary.replace(" ", "").upper(), sig.fingerprint.replace(" ", "").upper()}
     if not keys & pinned.fingerprints:
         return f"is signed by {sig.who}, a key that is not pinned in {ALLOWED_SIGNERS} or {TRUSTED_GPG}"
