@@ -99,9 +99,9 @@ def test_gpg_key_known_but_not_pinned_is_refused_and_pinned_is_accepted(repo):
     assert check(r, signed, pinned) is None
 
 
-def test_gpg_key_known_but_untrusted_is_refused_even_when_pinned(repo):
+def test_gpg_key_known_but_untrusted_is_refused_even_when_pinned(repo, monkeypatch):
     """`git verify-commit` exits 0 for a known but untrusted OpenPGP key (%G? = U); rlops requires G."""
-    r, env, _ = repo
+    r, env, tmp = repo
     if shutil.which("gpg") is None:
         pytest.skip("gpg is not installed")
     gen = ["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
@@ -113,10 +113,12 @@ def test_gpg_key_known_but_untrusted_is_refused_even_when_pinned(repo):
     run(["git", "add", "audit"], r, env)
     pinned = commit(r, env, "pin it")
     signed = commit(r, env, "signed", "-c", f"user.signingkey={fpr}", "-c", "commit.gpgsign=true")
-    # make gpg know the key without trusting it: export it, wipe the keyring, import the public key only
+    # another keyring that knows the public key without trusting it, as a fresh CI runner after `gpg --import`
     public = subprocess.run(["gpg", "--armor", "--export", fpr], cwd=r, env=env, capture_output=True, check=True).stdout
-    shutil.rmtree(env["GNUPGHOME"])
-    Path(env["GNUPGHOME"]).mkdir(mode=0o700)
+    other = tmp / "gnupg-ci"
+    other.mkdir(mode=0o700)
+    env = {**env, "GNUPGHOME": str(other)}
     subprocess.run(["gpg", "--batch", "--import"], cwd=r, env=env, input=public, capture_output=True, check=True)
+    monkeypatch.setenv("GNUPGHOME", str(other))
     assert subprocess.run(["git", "verify-commit", signed], cwd=r, env=env, capture_output=True).returncode == 0
     assert "untrusted" in check(r, signed, pinned)
