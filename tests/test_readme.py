@@ -42,3 +42,12 @@ def test_stage_table_matches_dvc_yaml():
 def test_the_two_commands_and_ci_agree():
     assert "```bash\nmake demo\n```" in README and "```bash\nmake test\n```" in README
     assert "make test" in (ROOT / ".ci/run").read_text()
+
+
+def test_python_examples_run(tmp_path, monkeypatch):
+    """Every ```python block of the README runs as written (in an empty folder)."""
+    blocks = re.findall(r"^```python\n(.*?)^```", README, re.M | re.S)
+    assert blocks
+    monkeypatch.chdir(tmp_path)
+    for code in blocks:
+        exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})
