@@ -113,16 +113,22 @@ def cmd_propose(args) -> int:
 
 
 def cmd_promote(args) -> int:
-    from rlops.registry.promote import promote
+    from rlops.registry.promote import promote, promote_pending
 
     root = Path(args.root).resolve()
-    done = promote(root, args.commit, Path(args.approvals) if args.approvals else None)
-    if done is None:
-        print(f"rlops promote: nothing to promote ({args.commit} lands no proposal)")
+    approvals = Path(args.approvals) if args.approvals else None
+    if args.commit:
+        one = promote(root, args.commit, approvals)
+        done = [one] if one else []
+    else:
+        done = promote_pending(root, approvals)
+    if not done:
+        print(f"rlops promote: nothing to promote ({args.commit or 'no unrecorded merge'} lands no proposal)")
         return EXIT_OK
-    print(f"rlops promote: {done.version} -> {done.stage} (merge {done.merge[:12]}); ledger commit {done.record_commit[:12]}")
-    print(f"  tags: {', '.join(done.tags)}")
-    print(f"  publish: git push {args.remote} HEAD {' '.join(done.tags)}")
+    for d in done:
+        print(f"rlops promote: {d.version} -> {d.stage} (merge {d.merge[:12]}); ledger commit {d.record_commit[:12]}")
+        print(f"  tags: {', '.join(d.tags)}")
+    print(f"  publish: git push --atomic {args.remote} HEAD {' '.join(t for d in done for t in d.tags)}")
     return EXIT_OK
 
 
@@ -236,7 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "dvc.lock, the registry and the ledger (exit 6), the version's parent still served "
                                    "production (exit 7) and the required approvals are recorded (exit 8). Then appends "
                                    "to the ledger in a commit and writes GTO tags (policy@vN.0.0, policy#prod#N).")
-    p.add_argument("commit", nargs="?", default="HEAD", help="the merge commit (default: HEAD, which must be checked out)")
+    p.add_argument("commit", nargs="?", help="one merge commit on the checked-out branch's first-parent history (default: "
+                                              "every merge since the last recorded promotion, oldest first)")
     p.add_argument("--approvals", metavar="FILE",
                    help='JSON from the forge: {"approvals": [{"login": ..., "state": "APPROVED"}]} or GitHub\'s reviews list')
     p.add_argument("--remote", default="origin", help="named in the push command it prints (default: origin)")

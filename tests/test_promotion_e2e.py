@@ -163,10 +163,29 @@ def test_propose_merge_promote_refusals_stale_and_rollback(project, tmp_path):
     run(["dvc", "repro"], repo, env)  # DVC's run cache restores what cycle 2 computed; the gate re-runs
     assert rlops(repo, env, "propose").returncode == 0
     git(repo, env, "checkout", "-q", "main")
+    # two merges land before CI promotes: cycle 2 (v2), then a rollback to v1 proposed on top of it; a rollback
+    # is a proposal too, and `rlops promote` records both, oldest first
     merge(repo, env, "cycle/0002-tone", key=alice)
-    assert rlops(repo, env, "promote").returncode == 0
-    assert manifest(repo)["production"] == "v2"
-    # the second proposal conflicts; its author takes their side and appends their ledger lines after ours
+    p = rlops(repo, env, "rollback", "--to", "v1", "--reason", "refund answers got worse")
+    assert p.returncode == 0, p.stderr
+    git(repo, env, "checkout", "-q", "main")
+    merge(repo, env, "rollback/support-agent-v2-to-v1", key=alice)
+    p = rlops(repo, env, "promote")
+    assert p.returncode == 0, p.stderr
+    assert "v2 -> production" in p.stdout and "v1 -> production" in p.stdout, p.stdout
+    assert manifest(repo)["production"] == "v1"
+    events = [e["event"] for e in ledger_events(repo)]
+    assert [e for e in events if e in ("promoted", "rolled_back")] == ["promoted", "rolled_back", "promoted"], events
+    prod3 = git(repo, env, "rev-parse", "support-agent#prod#3^{commit}").stdout
+    assert prod3 == git(repo, env, "rev-parse", "support-agent@v1.0.0^{commit}").stdout  # GTO: v1 is in prod again
+    gto = run(["gto", "show", "support-agent@greatest"], repo, env).stdout
+    assert "v2.0.0" in gto, gto
+    p = rlops(repo, env, "audit", "verify")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "production is v1" in p.stdout and "3 promotion(s) verified" in p.stdout, p.stdout
+
+    # the other proposal from v1 conflicts; its author takes their side and appends their ledger lines after ours;
+    # v2 is registered already, so it is stale
     before = (repo / "audit/ledger.jsonl").read_text()
     p = git(repo, env, "-c", f"user.signingkey={alice}", "merge", "--no-ff", "-S", "--no-commit",
             "cycle/0003-tone-again", check=False)
@@ -179,21 +198,7 @@ def test_propose_merge_promote_refusals_stale_and_rollback(project, tmp_path):
     git(repo, env, "-c", f"user.signingkey={alice}", "commit", "-q", "-S", "-m",
         "Merge cycle/0003-tone-again\n\nApproved-by: bob")
     refused(repo, env, 7, "stale")
-
-    # a rollback is a proposal too: signed merge, promote, and v1 serves again
-    p = rlops(repo, env, "rollback", "--reason", "refund answers got worse")
-    assert p.returncode == 0, p.stderr
-    git(repo, env, "checkout", "-q", "main")
-    merge(repo, env, "rollback/support-agent-v2-to-v1", key=alice)
-    p = rlops(repo, env, "promote")
-    assert p.returncode == 0, p.stderr
-    assert manifest(repo)["production"] == "v1"
-    events = [e["event"] for e in ledger_events(repo)]
-    assert events[-3:] == ["rolled_back", "approved", "promoted"], events
-    gto = run(["gto", "show", "support-agent"], repo, env)
-    p = rlops(repo, env, "audit", "verify")
-    assert p.returncode == 0, p.stdout + p.stderr
-    assert "production is v1" in p.stdout
+    assert rlops(repo, env, "audit", "verify").returncode == 0
 
     # any edit or deletion of a past ledger line breaks verification, naming the line
     ledger = repo / "audit/ledger.jsonl"

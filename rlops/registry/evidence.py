@@ -14,18 +14,38 @@ import yaml
 from rlops.audit.ledger import sha256_bytes
 from rlops.gitio import BlobReader
 
-# the cycle's outputs that DVC does not cache: they travel in git, in the pull request
-EVIDENCE = (
-    "params.yaml", "dvc.lock",
-    "artifacts/extract/signals.json", "artifacts/extract/signals.md",
-    "artifacts/train/metrics.json", "artifacts/train/curve.csv",
-    "artifacts/evaluate/incumbent/results.json", "artifacts/evaluate/incumbent/samples.jsonl",
-    "artifacts/evaluate/candidate/results.json", "artifacts/evaluate/candidate/samples.jsonl",
-    "artifacts/gate/verdict.json", "artifacts/gate/report.md",
-)
+# besides the spec: what reproduces the run, and every output DVC does not cache (metrics, plots, reports), which
+# dvc.yaml marks `cache: false` and which therefore travel in git, in the pull request
+ALWAYS = ("params.yaml", "dvc.lock")
 MODEL_OUT = "artifacts/train/merged"
 PAIRS_OUT = "artifacts/extract/pairs.jsonl"
 VERDICT = "artifacts/gate/verdict.json"
+
+
+def uncached_outputs(dvc_yaml_text: str) -> list[str]:
+    """The paths dvc.yaml declares with `cache: false` (foreach stages expanded), in file order."""
+    stages = (yaml.safe_load(dvc_yaml_text) or {}).get("stages") or {}
+    paths: list[str] = []
+    for stage in stages.values():
+        items = [(None, None, stage)]
+        if "foreach" in stage:
+            each = stage["foreach"]
+            pairs = each.items() if isinstance(each, dict) else ((v, v) for v in each)
+            items = [(str(k), str(v), stage["do"]) for k, v in pairs]
+        for key, item, body in items:
+            for section in ("outs", "metrics", "plots"):
+                for out in body.get(section) or []:
+                    if isinstance(out, dict):
+                        (path, opts), = out.items()
+                        if isinstance(opts, dict) and opts.get("cache") is False:
+                            if key is not None:
+                                path = path.replace("${key}", key).replace("${item}", item)
+                            paths.append(path)
+    return paths
+
+
+def evidence_paths(root) -> list[str]:
+    return [*ALWAYS, *uncached_outputs((root / "dvc.yaml").read_text(encoding="utf-8"))]
 
 
 def lock_outs(lock_text: str | None) -> dict[str, dict[str, Any]]:

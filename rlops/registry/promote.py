@@ -152,13 +152,41 @@ def inspect_merge(root: Path, blobs: BlobReader, commit: str) -> tuple[str | Non
     return first, proposal_of(pending, policy), [e.line for e in entries], broken
 
 
+def unrecorded(root: Path) -> list[str]:
+    """Commits on HEAD's first-parent history, after the last recorded promotion, that change the ledger, oldest
+    first: the merges still to promote (two merges can land before CI promotes the first)."""
+    entries, _ = ledger.read(root)
+    recorded = {e.event["data"].get("merge") for e in entries if e.event["event"] == "approved"}
+    out = []
+    log = git(root, "log", "--first-parent", "--diff-merges=first-parent", "--name-only", "--format=%x01%H", "HEAD")
+    for chunk in log.split("\x01")[1:]:
+        sha, _, names = chunk.partition("\n")
+        if sha in recorded:
+            break
+        if ledger.LEDGER in names.split():
+            out.append(sha)
+    return out[::-1]
+
+
+def promote_pending(root: Path, approvals_file: Path | None = None) -> list[Promotion]:
+    """Promote every unrecorded merge on HEAD's first-parent history, in order; refuse at the first that fails."""
+    done = []
+    for sha in unrecorded(root):
+        result = promote(root, sha, approvals_file)
+        if result is not None:
+            done.append(result)
+    return done
+
+
 def promote(root: Path, commit: str = "HEAD", approvals_file: Path | None = None) -> Promotion | None:
-    """Check the merge at `commit` (the checked-out HEAD) and record its promotion; None when it is not one."""
+    """Check the merge `commit` (HEAD, or a commit on HEAD's first-parent history) and record its promotion on
+    top of HEAD; None when it lands no proposal."""
     sha = rev(root, commit)
     if sha is None:
         raise RlopsError(f"{commit} is not a commit")
-    if sha != rev(root, "HEAD"):
-        raise RlopsError(f"{commit} is not the checked-out HEAD", hint=f"git checkout {commit}, then run rlops promote")
+    if sha not in git(root, "rev-list", "--first-parent", "HEAD").split():
+        raise RlopsError(f"{commit} is not on the first-parent history of the checked-out branch",
+                         hint="check out the default branch, then run rlops promote")
     with BlobReader(root) as blobs:
         first, prop, lines, broken = inspect_merge(root, blobs, sha)
         if prop is None:

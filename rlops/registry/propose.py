@@ -21,7 +21,7 @@ from rlops.audit import ledger
 from rlops.errors import EXIT_GATE_FAILED, EXIT_INVALID, EXIT_STALE, EXIT_STALE_PARENT, Refused, RlopsError
 from rlops.gitio import git, rev, status_paths
 from rlops.registry import manifest, versions
-from rlops.registry.evidence import EVIDENCE, MODEL_OUT, PAIRS_OUT, VERDICT, lock_deps, lock_outs
+from rlops.registry.evidence import MODEL_OUT, PAIRS_OUT, VERDICT, evidence_paths, lock_deps, lock_outs
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,8 @@ def _read_json(root: Path, path: str) -> dict[str, Any]:
     return json.loads((root / path).read_text(encoding="utf-8"))
 
 
-def _allowed_changes(spec: str) -> set[str]:
-    return {spec, *EVIDENCE}
+def _allowed_changes(root: Path, spec: str) -> set[str]:
+    return {spec, *evidence_paths(root)}
 
 
 def preflight(root: Path, params: dict[str, Any]) -> list[tuple[int, str]]:
@@ -75,7 +75,7 @@ def preflight(root: Path, params: dict[str, Any]) -> list[tuple[int, str]]:
             reasons.append((EXIT_STALE, "`dvc status` shows stale outputs; run `dvc repro` first:\n    "
                             + detail.replace("\n", "\n    ")))
     spec = params["plan"]["spec"]
-    unrelated = [p for p in status_paths(root) if p not in _allowed_changes(spec) and not p.endswith("/.gitignore")
+    unrelated = [p for p in status_paths(root) if p not in _allowed_changes(root, spec) and not p.endswith("/.gitignore")
                  and not p.startswith(".dvc/")]
     if unrelated:
         reasons.append((EXIT_INVALID, "the working tree holds changes unrelated to the cycle: " + ", ".join(unrelated[:10])
@@ -97,7 +97,8 @@ def registry_entry(root: Path, params: dict[str, Any], version: str, who: str, t
     spec = params["plan"]["spec"]
     verdict = _read_json(root, VERDICT)
     cycle, train = params["cycle"], params["train"]
-    evidence = {p: ledger.sha256_bytes((root / p).read_bytes()) for p in (spec, *EVIDENCE) if (root / p).is_file()}
+    evidence = {p: ledger.sha256_bytes((root / p).read_bytes()) for p in (spec, *evidence_paths(root))
+                if (root / p).is_file()}
     entry = {
         "policy": cycle["policy"], "version": version, "cycle": cycle["number"], "parent": cycle["parent_version"],
         "created": ts, "proposed_by": who, "rationale": cycle["rationale"],
@@ -210,7 +211,7 @@ def propose(root: Path, *, remote: str = "origin", push: bool = True) -> Proposa
             f"`{manifest.manifest_path(policy)}` {where}: `{current.stages().get(where.split(' ')[0], 'none')}` -> "
             f"`{version}`.\nMerging this pull request with a signed merge commit promotes it; `rlops promote` checks "
             f"the signature, the evidence, the parent and the approvals first.\n\n{report}")
-    files = [spec, *[p for p in EVIDENCE if (root / p).exists()], versions.version_dir(policy, version),
+    files = [spec, *[p for p in evidence_paths(root) if (root / p).exists()], versions.version_dir(policy, version),
              manifest.manifest_path(policy), ledger.LEDGER]
     git(root, "add", "--", *files)
     trailers = {"Rlops-Policy": policy, "Rlops-Version": version, "Rlops-Cycle": str(cycle["number"]),
