@@ -161,7 +161,8 @@ def cmd_audit_verify(args) -> int:
 def cmd_audit_report(args) -> int:
     from rlops.audit.report import write_report
 
-    out = write_report(Path(args.root).resolve(), Path(args.out), args.ref, args.deployed, args.format)
+    root = Path(args.root).resolve()
+    out = write_report(root, root / args.out, args.ref, args.deployed, args.format)
     for path in out:
         print(f"rlops audit report: wrote {path}")
     return EXIT_OK

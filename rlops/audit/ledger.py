@@ -61,6 +61,7 @@ def parse(text: str, file: str = LEDGER) -> tuple[list[Entry], list[Problem]]:
     entries: list[Entry] = []
     problems: list[Problem] = []
     prev = GENESIS
+    expected = 1
     if text and not text.endswith("\n"):
         problems.append(Problem(file, text.count("\n") + 1, "", "the last line has no newline: a write was cut short"))
     for n, line in enumerate(text.splitlines(), 1):
@@ -69,13 +70,15 @@ def parse(text: str, file: str = LEDGER) -> tuple[list[Entry], list[Problem]]:
         except ValueError as e:
             problems.append(Problem(file, n, "", f"not JSON ({e.msg}); the ledger was edited by hand"))
             prev = line_hash(line)
+            expected += 1
             continue
         if not isinstance(event, dict) or sorted(event) != sorted(FIELDS):
             problems.append(Problem(file, n, "", f"an event has exactly the fields {', '.join(FIELDS)}"))
         elif canonical(event) != line:
             problems.append(Problem(file, n, "", "not in canonical form: the line was rewritten after it was appended"))
-        elif event["seq"] != n:
-            problems.append(Problem(file, n, "seq", f"is {event['seq']}, expected {n}: a line was deleted, inserted or moved"))
+        elif event["seq"] != expected:
+            problems.append(Problem(file, n, "seq", f"is {event['seq']}, expected {expected}: a line was deleted, "
+                                                    "inserted or moved"))
         elif event["prev"] != prev:
             problems.append(Problem(file, n, "prev", "does not match the line before: that line was edited, or lines "
                                                      "were deleted, inserted or reordered"))
@@ -83,6 +86,9 @@ def parse(text: str, file: str = LEDGER) -> tuple[list[Entry], list[Problem]]:
             problems.append(Problem(file, n, "event", f"unknown event {event['event']!r}"))
         if isinstance(event, dict):
             entries.append(Entry(n, line, event))
+            if isinstance(event.get("seq"), int):
+                expected = event["seq"]  # resynchronise, so one deleted line is one break, not one per later line
+        expected += 1
         prev = line_hash(line)
     return entries, problems
 

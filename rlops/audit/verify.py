@@ -82,8 +82,8 @@ def verify(root: Path, ref: str = "HEAD") -> Result:
         result.events = events
         lines = [e.line for e in entries]
         parents, changed = first_parent_log(root, head)
-        anchors = "\n".join(tag_messages(root, policy).values())
-        pinned_cache: dict[str, signatures.Pinned] = {}
+        anchors = {line.strip() for body in tag_messages(root, policy).values() for line in body.splitlines()
+                   if line.startswith("Rlops-Ledger:")}
         promoted_merges: set[str] = set()
         for i, ev in enumerate(events):
             if ev.get("event") != "approved":
@@ -104,7 +104,7 @@ def verify(root: Path, ref: str = "HEAD") -> Result:
                 brk(Break(merge, f"{ledger.LEDGER}:{seq}", f"lines {lo}-{hi} hold no proposal"))
                 continue
             result.promotions += 1
-            pinned = pinned_cache.setdefault(ps[0], signatures.pinned_at(blobs, ps[0]))
+            pinned = signatures.pinned_at(blobs, ps[0])
             for _, msg in check_proposal(root, blobs, merge, ps[0], prop, pinned):
                 brk(Break(merge, "", msg))
             second = blobs.text(ps[1]) or ""

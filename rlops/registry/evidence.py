@@ -9,10 +9,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-import yaml
 
 from rlops.audit.ledger import sha256_bytes
-from rlops.gitio import BlobReader
+from rlops.gitio import BlobReader, load_yaml
 
 # besides the spec: what reproduces the run, and every output DVC does not cache (metrics, plots, reports), which
 # dvc.yaml marks `cache: false` and which therefore travel in git, in the pull request
@@ -24,7 +23,7 @@ VERDICT = "artifacts/gate/verdict.json"
 
 def uncached_outputs(dvc_yaml_text: str) -> list[str]:
     """The paths dvc.yaml declares with `cache: false` (foreach stages expanded), in file order."""
-    stages = (yaml.safe_load(dvc_yaml_text) or {}).get("stages") or {}
+    stages = (load_yaml(dvc_yaml_text) or {}).get("stages") or {}
     paths: list[str] = []
     for stage in stages.values():
         items = [(None, None, stage)]
@@ -50,7 +49,7 @@ def evidence_paths(root) -> list[str]:
 
 def lock_outs(lock_text: str | None) -> dict[str, dict[str, Any]]:
     """path -> the out entry (md5, size, nfiles) of every stage's outputs in dvc.lock."""
-    lock = yaml.safe_load(lock_text or "") or {}
+    lock = load_yaml(lock_text or "") or {}
     outs: dict[str, dict[str, Any]] = {}
     for stage in (lock.get("stages") or {}).values():
         for out in stage.get("outs") or []:
@@ -59,7 +58,7 @@ def lock_outs(lock_text: str | None) -> dict[str, dict[str, Any]]:
 
 
 def lock_deps(lock_text: str | None) -> dict[str, dict[str, Any]]:
-    lock = yaml.safe_load(lock_text or "") or {}
+    lock = load_yaml(lock_text or "") or {}
     deps: dict[str, dict[str, Any]] = {}
     for stage in (lock.get("stages") or {}).values():
         for dep in stage.get("deps") or []:
@@ -83,7 +82,7 @@ def check(blobs: BlobReader, commit: str, entry: dict[str, Any], pending: list[d
     if entry["model"]["md5"] != model.get("md5"):
         problems.append(f"registry {policy}@{version}: model digest {entry['model']['md5']} differs from dvc.lock's "
                         f"{MODEL_OUT} ({model.get('md5')})")
-    dvc_file = yaml.safe_load(blobs.text(commit, f"registry/{policy}/{version}/model.dvc") or "") or {}
+    dvc_file = load_yaml(blobs.text(commit, f"registry/{policy}/{version}/model.dvc") or "") or {}
     dvc_md5 = ((dvc_file.get("outs") or [{}])[0]).get("md5")
     if dvc_md5 != entry["model"]["md5"]:
         problems.append(f"registry/{policy}/{version}/model.dvc: digest {dvc_md5} differs from the registry entry's "

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from rlops.gitio import load_yaml
 from rlops.errors import InvalidInput, Problem
 
 DEPLOYMENTS = "deployments"
@@ -35,7 +36,7 @@ class Manifest:
         """The manifest in `text`; a repository without one serves the base model in production."""
         if text is None:
             return cls(policy)
-        data: Any = yaml.safe_load(text) or {}
+        data: Any = load_yaml(text) or {}
         problems = []
         if not isinstance(data, dict):
             raise InvalidInput([Problem(file, None, "", "must be a mapping with policy, production, shadow, canary")])

@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from rlops.audit import ledger, signatures
 from rlops.errors import (EXIT_APPROVALS, EXIT_EVIDENCE, EXIT_STALE_PARENT, EXIT_UNSIGNED, Refused,
                           RlopsError)
-from rlops.gitio import BlobReader, git, parents, rev
+from rlops.gitio import BlobReader, git, load_yaml, parents, rev
 from rlops.registry import evidence, manifest, tags, versions
 
 PROPOSAL_EVENTS = {"proposed", "evaluated", "gate_decided", "rolled_back"}
@@ -57,7 +56,7 @@ def policy_at(blobs: BlobReader, commit: str) -> dict[str, Any]:
     text = blobs.text(commit, "specs/policy.yaml")
     if text is None:
         raise RlopsError(f"specs/policy.yaml is missing at {commit[:12]}")
-    return yaml.safe_load(text)
+    return load_yaml(text)
 
 
 def proposal_of(pending: list[dict[str, Any]], policy: str) -> Proposal | None:
@@ -87,7 +86,7 @@ def check_proposal(root: Path, blobs: BlobReader, merge: str, first: str, prop: 
         entry_text = blobs.text(merge, versions.version_file(prop.policy, prop.version))
         if entry_text is None:
             return reasons + [(EXIT_EVIDENCE, f"{versions.version_file(prop.policy, prop.version)} is not in the merge")]
-        entry = yaml.safe_load(entry_text)
+        entry = load_yaml(entry_text)
         if blobs.read(first, versions.version_file(prop.policy, prop.version)) is not None:
             reasons.append((EXIT_STALE_PARENT, f"{prop.policy}@{prop.version} was already registered by an earlier "
                                                f"promotion: this proposal is stale; rebase on the default branch and "
