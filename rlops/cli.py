@@ -168,6 +168,12 @@ def cmd_audit_report(args) -> int:
     return EXIT_OK
 
 
+def pushing(p: argparse.ArgumentParser) -> None:
+    """The options of the commands that open a pull request."""
+    p.add_argument("--remote", default="origin", help="the remote to push to (default: origin)")
+    p.add_argument("--no-push", action="store_true", help="only commit on the branch; print the push and PR commands")
+
+
 def build_parser() -> argparse.ArgumentParser:
     codes = "\n".join(f"  {code:<4} {text}" for code, text in EXIT_CODES.items())
     parser = argparse.ArgumentParser(
@@ -233,8 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "ledger and commit the evidence on a branch named for the cycle. Pushes and opens "
                                    "the pull request with `gh` when it is logged in; otherwise prints what to run. "
                                    "Refuses when the gate failed, outputs are stale or unrelated changes are present.")
-    p.add_argument("--remote", default="origin", help="the remote to push to (default: origin)")
-    p.add_argument("--no-push", action="store_true", help="only commit on the branch; print the push and PR commands")
+    pushing(p)
     p.set_defaults(func=cmd_propose)
 
     p = sub.add_parser("promote", parents=[common], help="after a signed merge: verify it, record the promotion, tag it",
@@ -255,8 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and the same signed-merge promotion path applies.")
     p.add_argument("--to", metavar="VERSION", help="the version to put back (default: the one production served before)")
     p.add_argument("--reason", default="", help="why, for the ledger and the pull request")
-    p.add_argument("--remote", default="origin", help="the remote to push to (default: origin)")
-    p.add_argument("--no-push", action="store_true", help="only commit on the branch; print the push and PR commands")
+    pushing(p)
     p.set_defaults(func=cmd_rollback)
 
     audit = sub.add_parser("audit", help="verify the history offline, or render it for an auditor",

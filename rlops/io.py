@@ -24,7 +24,7 @@ def _umask() -> int:
     return mask
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     # the rename is only durable once the folder's entry is on disk; not every platform allows it
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
@@ -32,6 +32,9 @@ def _fsync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+_fsync_dir = fsync_dir  # the old private name, still used by rlops.extract.engine
 
 
 def _sweep(path: Path) -> None:
@@ -59,7 +62,7 @@ def _atomic_file(path: Path) -> Iterator[IO[str]]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
@@ -123,4 +126,4 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)

@@ -31,6 +31,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
 
+from rlops.io import fsync_dir
 from rlops.errors import InvalidInput, Problem, RlopsError
 from rlops.observe import CURRENT, migrate
 
@@ -292,10 +293,10 @@ class _Stream:
             except FileExistsError:
                 continue  # written by someone else since we looked; never append to a file we did not start
         if self.rec.fsync:  # the new file's (and folder's) entry must survive a power cut too
-            _fsync_dir(folder)
+            fsync_dir(folder)
             if new_folder:
-                _fsync_dir(self.dir)
-                _fsync_dir(self.dir.parent)
+                fsync_dir(self.dir)
+                fsync_dir(self.dir.parent)
         self.path, self.size, self.opened_at, self.date = path, 0, now, date
 
     def close(self) -> None:
@@ -308,15 +309,6 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:  # a regular file takes it in one write; loop only for the rare short write
         view = view[os.write(fd, view):]
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _key(stream: str, record: dict) -> Any:
