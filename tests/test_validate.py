@@ -205,7 +205,7 @@ def test_oversized_file_is_refused(repo):
     ("~/interactions.jsonl", "'~' is not expanded"),
     ("data/example/link.jsonl", "is a symlink to"),
     ("data/example/missing.jsonl", "no such file"),
-    ("data/example", "is not a file"),
+    ("data/example/*.parquet", "no file matches"),
 ])
 def test_paths_must_exist_inside_the_repository(repo, value, words):
     outside = write(repo.parent, "outside.jsonl", "{}\n")
@@ -273,11 +273,11 @@ def test_several_problems_in_one_file_are_all_reported(repo):
     ("cycle: 1", "cycle: one", "cycle:", "cycle", ["expected integer, got string 'one'"]),
     ("rating_min_gap: 2", "rating_min_gap: [2]", "rating_min_gap", "extract.rating_min_gap", ["expected number"]),
     ("rating_min_gap: 2", "rating_gap: 2", "rating_gap", "extract.rating_gap",
-     ["unknown key 'rating_gap'", "allowed keys: decontaminate, edit_min_chars, rating_min_gap, signals"]),
+     ["unknown key 'rating_gap'", "allowed keys: agent_versions, cap_by, decontaminate, dedup, edit_min_chars"]),
     ("parent: base\n", "", "cycle:", "parent", ["missing required key 'parent'"]),
     ("method: dpo", "method: ppo", "method:", "train.method", ["'ppo' is not allowed; use one of: dpo"]),
     ("[edit, pairwise, rating]", "[edit, thumbs]", "signals", "extract.signals[1]",
-     ["use one of: edit, pairwise, rating"]),
+     ["use one of: edit, pairwise, ranking, rating, implicit, outcome, judge"]),
     ("rule: no_item_regression", "rule: at_least", "redteam.refusal", "gates[2].value",
      ["missing required key 'value'", "at_least"]),
     ("{mode: replace}", "{mode: canary}", "promotion:", "promotion.fraction",

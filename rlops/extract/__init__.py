@@ -1,7 +1,8 @@
-"""Extract: production logs and feedback become preference pairs for training.
+"""Extract: production logs and feedback become training data (TRL formats), in DuckDB.
 
-`run.run(params, root, out_dir)` is the stage: `params.ExtractParams` reads its settings once,
-`records` loads and validates the logs (malformed lines are quarantined, never lost), `rules`
-turns edits, A/B choices and ratings into pairs, `filters` drops contaminated and duplicate
-pairs, and `report` accounts for every feedback event.
+`run.run(params, root, out_dir)` is the stage. `params.ExtractParams` reads its settings once; `engine` finds
+and scans the logs (JSONL or Parquet, files, folders or globs); `load` checks every record and quarantines what
+cannot be used, with file, line and reason; `filters` applies the window, version and per-user filters, PII
+redaction (`pii`) and decontamination, and removes duplicates; `rules` turns each kind of feedback into rows
+(pairs, unpaired, sft, rewards), `rlaif` asks a judge (`judges`); `report` accounts for every record read.
 """

@@ -1,83 +1,208 @@
-"""The extract stage: logs and feedback in, pairs.jsonl + quarantine.jsonl + signals.json/.md out."""
+"""The extract stage: logs and feedback in; training rows, quarantine and the signals report out.
+
+Steps, all in one DuckDB (bounded memory, spilling to a scratch folder beside the outputs):
+load the feedback, then the interactions (only those feedback refers to keep their text), quarantine what
+cannot be used, filter the events, run the rules, redact PII and decontaminate, filter the rows, write.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rlops.extract.filters import filter_pairs, suite_prompts
+from rlops.errors import StageFailed
+from rlops.extract import engine, filters, load, pii, report, rlaif, rules
 from rlops.extract.params import ExtractParams
-from rlops.extract.records import FeedbackEvent, Quarantined, load_feedback, load_interactions
-from rlops.extract.report import USED, signals_markdown, signals_report
-from rlops.extract.rules import RULES, Pair
 from rlops.io import atomic_write_json, atomic_write_lines, atomic_write_text
 
-OUTPUTS = ("pairs.jsonl", "quarantine.jsonl", "signals.json", "signals.md")
+SETS = rules.SETS
+MESSAGES = ('[{"role":"VARCHAR","content":"VARCHAR","name":"VARCHAR","tool_call_id":"VARCHAR",'
+            '"tool_calls":[{"id":"VARCHAR","type":"VARCHAR","function":{"name":"VARCHAR","arguments":"VARCHAR"}}]}]')
+META = '{"rule":"VARCHAR","interaction_ids":["VARCHAR"],"event_ids":["VARCHAR"],"weight":"DOUBLE","judge":"VARCHAR"}'
+PARQUET_TYPES = {  # each set's row as a struct, for Parquet's nested columns
+    "pairs": f'{{"prompt":{MESSAGES},"chosen":{MESSAGES},"rejected":{MESSAGES},"meta":{META}}}',
+    "unpaired": f'{{"prompt":{MESSAGES},"completion":{MESSAGES},"label":"BOOLEAN","meta":{META}}}',
+    "sft": f'{{"messages":{MESSAGES},"meta":{META}}}',
+    "rewards": f'{{"prompt":{MESSAGES},"completion":{MESSAGES},"reward":"DOUBLE","meta":{META}}}',
+}
+_ID = re.compile(load.ID_PATTERN)
+_LINE = re.compile(r"\{line\}")
+_IXLINE = re.compile(r"\{ixline:(\d+)\}")
 
 
-@dataclass(frozen=True)
-class Extraction:
-    pairs: list[Pair]  # kept pairs, in their stable order
-    quarantined: list[Quarantined]
-    report: dict[str, Any]  # signals.json
+def outputs(fmt: str) -> tuple[str, ...]:
+    """The files the stage writes (dvc.yaml's outs), signals.json last."""
+    return (*(f"{s}.{fmt}" for s in SETS), "quarantine.jsonl", "signals.md", "signals.json")
 
 
-def extract(params: ExtractParams, root: Path) -> Extraction:
-    """Everything the stage computes, in memory; nothing is written."""
-    interactions = load_interactions(root / params.interactions, params.interactions, params.system_prompt)
-    feedback = load_feedback(root / params.feedback, params.feedback, interactions)
-
-    status: dict[str, str] = {}  # event_id -> USED or the reason it was dropped
-    by_kind: dict[str, list[FeedbackEvent]] = {kind: [] for kind in RULES}
-    for event in feedback.records:
-        if params.window is not None and not params.window.contains(event.timestamp):
-            status[event.event_id] = "outside_window"
-        elif event.kind not in RULES:
-            status[event.event_id] = "no_signal"
-        elif event.kind not in params.signals:
-            status[event.event_id] = "signal_disabled"
-        else:
-            by_kind[event.kind].append(event)
-
-    pairs: list[Pair] = []
-    for kind in params.signals:
-        result = RULES[kind](by_kind[kind], interactions.records, params)
-        pairs += result.pairs
-        status.update(result.dropped)
-    pairs.sort(key=Pair.sort_key)
-
-    contaminants = suite_prompts(root / params.suites_dir, params.suites_dir) if params.decontaminate else frozenset()
-    kept, dropped = filter_pairs(pairs, contaminants)
-    for pair in kept:
-        status.update(dict.fromkeys(pair.event_ids, USED))
-    for pair, reason in dropped:
-        for event_id in pair.event_ids:
-            status.setdefault(event_id, reason)  # an event in any kept pair stays used
-
-    report = signals_report(interactions, feedback, status, kept)
-    return Extraction(kept, interactions.quarantined + feedback.quarantined, report)
-
-
-def pair_line(pair: Pair) -> str:
-    return json.dumps(pair.to_row(), ensure_ascii=False)
-
-
-def write_outputs(extraction: Extraction, params: ExtractParams, out_dir: Path) -> None:
-    """Write the four outputs, each atomically; signals.json goes last, so its presence means the rest is complete."""
-    (out_dir / "signals.json").unlink(missing_ok=True)
-    quarantine = (json.dumps(q.to_json(), ensure_ascii=False) for q in extraction.quarantined)
-    atomic_write_lines(out_dir / "quarantine.jsonl", quarantine)
-    atomic_write_lines(out_dir / "pairs.jsonl", (pair_line(p) for p in extraction.pairs))
-    atomic_write_text(out_dir / "signals.md", signals_markdown(extraction.report, params))
-    atomic_write_json(out_dir / "signals.json", extraction.report)
+OUTPUTS = outputs("jsonl")
 
 
 def run(params: Mapping[str, Any], root: Path, out_dir: Path) -> dict[str, Any]:
     """The DVC stage: read params.yaml's data/extract/policy sections, write out_dir, return signals.json's content."""
     settings = ExtractParams.from_mapping(params)
-    extraction = extract(settings, Path(root))
-    write_outputs(extraction, settings, Path(out_dir))
-    return extraction.report
+    return extract(settings, Path(root), Path(out_dir))
+
+
+def extract(params: ExtractParams, root: Path, out_dir: Path) -> dict[str, Any]:
+    """Everything the stage does; returns the report it wrote to out_dir/signals.json."""
+    (out_dir / "signals.json").unlink(missing_ok=True)  # present only once everything else is complete
+    interactions = engine.resolve(root, params.interactions, "data.interactions")
+    feedback = engine.resolve(root, params.feedback, "data.feedback")
+    analyzer = pii.presidio_analyzer() if params.pii != "off" and params.pii_tier == "presidio" else None
+    with engine.scratch_dir(out_dir) as scratch:
+        con = engine.connect(params.memory_limit, params.threads, scratch)
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute("BEGIN TRANSACTION")  # one transaction: no commit (and WAL flush) after every statement
+            load.create_macros(con)
+            pii.create_macros(con)
+            load.load_feedback(con, feedback, params)
+            load.load_interactions(con, interactions, params)
+            # row ordinals are assigned: from here on every output is ordered explicitly, which frees DuckDB
+            # from keeping insertion order (less memory for large sorts and joins)
+            con.execute("SET preserve_insertion_order = false")
+            load.quarantine_table(con)
+            load.check_references(con)
+            filters.filter_events(con, params)
+            filters.text_tables(con, params, root)
+            rules.run_rules(con, params)
+            judge = rlaif.judge_rows(con, params, root)
+            filters.filter_rows(con, params)
+            report.status_tables(con, params)
+            quarantined, quarantine_pii = _quarantine(con, params, interactions, feedback)
+            presidio_counts = _write_sets(con, params, out_dir, analyzer)
+            quarantine_pii.update(presidio_counts)
+            sources = _sources(con, interactions, feedback)
+            signals = report.signals_report(con, params, sources, quarantine_pii, judge)
+        finally:
+            con.close()
+    atomic_write_lines(out_dir / "quarantine.jsonl", (json.dumps(q, ensure_ascii=False) for q in quarantined))
+    atomic_write_text(out_dir / "signals.md", report.signals_markdown(signals, params))
+    atomic_write_json(out_dir / "signals.json", signals)
+    return signals
+
+
+def _rows_per_file(con: Any, table: str, source: engine.Source) -> list[int]:
+    counts = dict(con.execute(f"SELECT filename, count(*) FROM {table} GROUP BY filename").fetchall())
+    return [int(counts.get(str(f), 0)) for f in source.files]
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _quarantine(con: Any, params: ExtractParams, interactions: engine.Source, feedback: engine.Source):
+    """The quarantine file's records (file, line, reason, raw), in file order; and the PII found in them."""
+    found: dict[str, int] = {}
+    out: list[dict[str, Any]] = []
+    lines: dict[str, dict[int, tuple[str, int, str]]] = {}
+    for stream, table, source in (("interactions", "ix", interactions), ("feedback", "fb", feedback)):
+        wanted = [k for (k,) in con.execute(f"""SELECT k FROM quarantine WHERE stream = '{stream}'
+            UNION SELECT ref_k FROM quarantine WHERE stream = '{stream}' AND ref_k IS NOT NULL""").fetchall()]
+        if stream == "interactions":  # feedback reasons name the lines of quarantined interactions too
+            wanted += [int(k) for (r,) in con.execute("SELECT reason FROM quarantine WHERE stream = 'feedback'").fetchall()
+                       for k in _IXLINE.findall(r)]
+        lines[stream] = engine.locate(source, _rows_per_file(con, table, source), wanted)
+        if source.format == "parquet":
+            _parquet_raw(con, source, lines[stream])
+    ids = {"interactions": "SELECT k, iid FROM ix", "feedback": "SELECT k, eid FROM fb"}
+    for stream in ("interactions", "feedback"):
+        rows = con.execute(f"""SELECT q.k, string_agg(q.reason, '; ' ORDER BY q.reason), any_value(q.ref_k), any_value(t.id)
+            FROM quarantine q JOIN ({ids[stream]}) t(k, id) USING (k) WHERE q.stream = '{stream}'
+            GROUP BY q.k ORDER BY q.k""").fetchall()
+        for k, reason, ref_k, sql_id in rows:
+            file, number, raw = lines[stream][k]
+            reason = _reason(raw, reason, sql_id, stream, file, number)
+            if ref_k is not None:
+                reason = _LINE.sub(str(lines[stream][ref_k][1]), reason)
+            reason = _IXLINE.sub(lambda m: str(lines["interactions"][int(m.group(1))][1]), reason)
+            if params.pii != "off":
+                raw, counts = pii.redact_text(raw)
+                reason, more = pii.redact_text(reason)
+                for key, n in [*counts.items(), *more.items()]:
+                    found[key] = found.get(key, 0) + n
+            out.append({"file": file, "line": number, "reason": reason, "raw": raw})
+    return out, found
+
+
+def _reason(raw: str, reason: str, sql_id: str | None, stream: str, file: str, number: int) -> str:
+    """The reason a quarantined line gets: what the JSON parser says when the reader could not read it either."""
+    if sql_id is not None:
+        if _ID.match(sql_id) and sql_id not in raw:  # an id is plain text: it appears verbatim in its line
+            raise StageFailed(f"{file}:{number}: DuckDB's reader and the line numbering disagree about this line "
+                              "(a bug in rlops, please report it with the line)")
+        return reason
+    try:
+        obj = json.loads(raw, parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        return f"not JSON: {e.msg} (column {e.colno})"
+    except (ValueError, RecursionError) as e:
+        return f"not JSON: {e}"
+    return reason if isinstance(obj, dict) else f"not a JSON object: {type(obj).__name__}"
+
+
+def _parquet_raw(con: Any, source: engine.Source, found: dict[int, tuple[str, int, str]]) -> None:
+    """Parquet rows have no line text: show the row as JSON instead."""
+    for k, (display, number, _) in list(found.items()):
+        path = source.files[source.displays.index(display)]
+        (row,) = con.execute(f"SELECT to_json(t) FROM (SELECT * EXCLUDE (file_row_number) FROM read_parquet("
+                             f"{engine.quote(str(path))}, file_row_number=true) WHERE file_row_number = {number - 1}) t"
+                             ).fetchone()
+        found[k] = (display, number, str(row))
+
+
+def _line_sql(con: Any, set_name: str) -> str:
+    """The query of one set's JSON lines with their sort key (unordered)."""
+    meta = "json_object('rule', r.rule, 'interaction_ids', r.iids, 'event_ids', r.eids, 'weight', r.weight{})"
+    plain, judged = meta.format(""), meta.format(", 'judge', r.judge")
+    meta = f"CASE WHEN r.judge IS NULL THEN {plain} ELSE {judged} END"
+    body = {
+        "pairs": "'{\"prompt\":' || p.js || ',\"chosen\":' || a.js || ',\"rejected\":' || b.js",
+        "unpaired": "'{\"prompt\":' || p.js || ',\"completion\":' || a.js || ',\"label\":' || r.label::VARCHAR",
+        "sft": "'{\"messages\":' || left(p.js, length(p.js) - 1) || ',' || a.js[2:]",
+        "rewards": "'{\"prompt\":' || p.js || ',\"completion\":' || a.js || ',\"reward\":' || r.reward::VARCHAR",
+    }[set_name]
+    return (f"SELECT r.sort_key, {body} || ',\"meta\":' || {meta} || '}}' AS line FROM rows r "
+            f"JOIN (SELECT iid, prompt_js AS js FROM ih) p ON p.iid = r.prompt_iid JOIN texts a ON a.ref = r.a "
+            f"LEFT JOIN texts b ON b.ref = r.b WHERE r.drop IS NULL AND r.set = '{set_name}'")
+
+
+def _write_sets(con: Any, params: ExtractParams, out_dir: Path, analyzer: Any) -> dict[str, int]:
+    """Write the four training sets; with the Presidio tier, each line passes through it first."""
+    counts: dict[str, int] = {}
+    for set_name in SETS:
+        # the lines first, unordered (a join that streams the text), then one sort that may spill to disk
+        con.execute(f"CREATE OR REPLACE TABLE lines AS {_line_sql(con, set_name)}")
+        query = "SELECT line FROM lines ORDER BY sort_key"
+        if analyzer is not None:
+            lines = [row[0] for row in con.execute(query).fetchall()]
+            con.execute("CREATE OR REPLACE TEMP TABLE deeper (n BIGINT, line VARCHAR)")
+            redacted = [(n, json.dumps(pii.presidio_redact(analyzer, json.loads(line), counts), ensure_ascii=False,
+                                       separators=(",", ":"))) for n, line in enumerate(lines)]
+            if redacted:
+                con.executemany("INSERT INTO deeper VALUES (?, ?)", redacted)
+            query = "SELECT line FROM deeper ORDER BY n"
+        path = out_dir / f"{set_name}.{params.format}"
+        if params.format == "jsonl":
+            engine.copy_lines(con, query, path)
+        else:
+            engine.copy_parquet(con, f"SELECT unnest(from_json(line, '{PARQUET_TYPES[set_name]}')) FROM ({query})", path)
+        con.execute("DROP TABLE lines")
+    return counts
+
+
+def _sources(con: Any, interactions: engine.Source, feedback: engine.Source) -> dict[str, Any]:
+    """Records read and quarantined per file."""
+    out: dict[str, Any] = {}
+    for source, table in ((interactions, "ix_status"), (feedback, "fb_status_n")):
+        counts = {f: (n, q) for f, n, q in con.execute(
+            f"SELECT filename, sum(n), coalesce(sum(n) FILTER (WHERE status = 'quarantined'), 0) FROM {table} GROUP BY filename"
+        ).fetchall()}
+        for path, display in zip(source.files, source.displays):
+            n, q = counts.get(str(path), (0, 0))
+            out[display] = {"read": int(n), "quarantined": int(q)}
+    return out

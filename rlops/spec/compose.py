@@ -132,7 +132,9 @@ def plan(root: Path, spec_path: Path, overrides: list[str]) -> tuple[dict[str, A
     _apply_mapping(evaluate, spec["evaluate"].get("overrides", {}), spec_file, "evaluate.overrides", lines.line)
     evaluate["suites"] = list(spec["evaluate"]["suites"])
     extract = composed["extract"]
-    extract.update({k: v for k, v in spec.get("extract", {}).items()})
+    for key, value in spec.get("extract", {}).items():  # a mapping (judge, implicit_weights) merges with its default
+        both = isinstance(value, dict) and isinstance(extract.get(key), dict)
+        extract[key] = {**extract[key], **value} if both else value
     fb = spec["feedback"]
     params: dict[str, Any] = {
         "plan": {"spec": spec_file, "overrides": list(overrides)},

@@ -173,9 +173,17 @@ def _cycle_semantics(loaded: Loaded, path: Path, root: Path) -> list[Problem]:
     for key in ("interactions", "feedback"):
         value = _get(data, "feedback", key)
         if isinstance(value, str) and value:
-            message = _repo_path_problem(value, root)
+            message = _log_path_problem(value, root)
             if message:
                 problems.append(_at(loaded, ("feedback", key), message))
+    good, bad = _get(data, "extract", "rating_good_min"), _get(data, "extract", "rating_bad_max")
+    if (good is None) != (bad is None):  # the other one comes from pipelines/conf/config.yaml
+        defaults = _conf_extract(root)
+        good, bad = (defaults.get("rating_good_min") if good is None else good,
+                     defaults.get("rating_bad_max") if bad is None else bad)
+    if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (good, bad)) and not bad < good:
+        problems.append(_at(loaded, ("extract", "rating_bad_max"), f"{bad} must be below rating_good_min ({good}): "
+                            "ratings between the two give no label"))
 
     start, end = _date(_get(data, "feedback", "window", "from")), _date(_get(data, "feedback", "window", "to"))
     if start and end and start > end:
@@ -201,6 +209,16 @@ def _cycle_semantics(loaded: Loaded, path: Path, root: Path) -> list[Problem]:
     return problems
 
 
+def _conf_extract(root: Path) -> dict:
+    """The extract defaults in pipelines/conf/config.yaml ({} when unreadable: plan reports that file)."""
+    try:
+        data = load_yaml(root / "pipelines" / "conf" / "config.yaml", root).data
+    except InvalidInput:
+        return {}
+    section = data.get("extract") if isinstance(data, dict) else None
+    return section if isinstance(section, dict) else {}
+
+
 def _declared_policy(root: Path, problems: list[Problem]) -> str | None:
     """The `policy` name in specs/policy.yaml; when that file does not load, its problems join the cycle's."""
     try:
@@ -219,6 +237,24 @@ def _date(value: Any) -> datetime.date | None:
         return datetime.date.fromisoformat(value)
     except ValueError:
         return None  # the schema reports it
+
+
+def _log_path_problem(value: str, root: Path) -> str | None:
+    """Why `value` names no logs: a file, a folder (searched for .jsonl/.parquet) or a glob, inside the repository."""
+    if any(c in value for c in "*?["):
+        if PurePath(value).is_absolute() or ".." in PurePath(value).parts:
+            return f"{value!r} points outside the repository; write the glob relative to its root"
+        if not any(p.is_file() for p in root.glob(value)):
+            return f"no file matches {value!r} (relative to the repository root)"
+        return None
+    if (root / value).is_dir() and not (root / value).is_symlink():
+        if not Path(os.path.normpath(root.resolve() / value)).is_relative_to(root.resolve()):
+            return f"{value!r} points outside the repository; paths must stay inside it"
+        logs = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".parquet")
+        if not any(p.is_file() and p.name.lower().endswith(logs) for p in (root / value).rglob("*")):
+            return f"{value!r} is a folder without .jsonl or .parquet logs"
+        return None
+    return _repo_path_problem(value, root)
 
 
 def _repo_path_problem(value: str, root: Path) -> str | None:
