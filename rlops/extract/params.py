@@ -86,7 +86,7 @@ class ExtractParams:
 
     @classmethod
     def from_mapping(cls, params: Mapping[str, Any]) -> ExtractParams:
-        """Read the `data`, `extract`, `policy` (and `cycle.parent`) sections; raise InvalidInput listing every problem."""
+        """Read the `data`, `extract`, `policy` (and `cycle.parent_version`) sections; raise InvalidInput listing every problem."""
         problems: list[Problem] = []
 
         def bad(field: str, message: str) -> None:
@@ -290,7 +290,8 @@ def _versions(raw: Any, params: Mapping[str, Any], bad: Callable[[str, str], Non
         return None, "all"
     if raw == "deployed":
         cycle = params.get("cycle") if isinstance(params, Mapping) else None
-        parent = cycle.get("parent") if isinstance(cycle, Mapping) else None
+        # `rlops plan` resolves `parent: production` through the manifest into parent_version
+        parent = cycle.get("parent_version", cycle.get("parent")) if isinstance(cycle, Mapping) else None
         version = deployed_version(parent)
         if version is None:
             bad("extract.agent_versions", f"deployed: cannot tell which agent version the parent {parent!r} is; "
