@@ -183,6 +183,12 @@ def test_propose_merge_promote_refusals_stale_and_rollback(project, tmp_path):
     p = rlops(repo, env, "audit", "verify")
     assert p.returncode == 0, p.stdout + p.stderr
     assert "production is v1" in p.stdout and "3 promotion(s) verified" in p.stdout, p.stdout
+    v1_md5 = yaml.safe_load((repo / "registry/support-agent/v1/model.dvc").read_text())["outs"][0]["md5"]
+    assert rlops(repo, env, "audit", "report", "--deployed", v1_md5).returncode == 0
+    report = json.loads((repo / "audit/report/support-agent.json").read_text())
+    assert report["summary"]["production"] == "v1" and report["summary"]["drift"] == "no"
+    assert [(b["from"], b["to"]) for b in report["rollbacks"]] == [("v2", "v1")]
+    assert "refund answers got worse" in (repo / "audit/report/support-agent.md").read_text()
 
     # the other proposal from v1 conflicts; its author takes their side and appends their ledger lines after ours;
     # v2 is registered already, so it is stale
