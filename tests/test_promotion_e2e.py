@@ -103,6 +103,12 @@ def test_propose_merge_promote_refusals_stale_and_rollback(project, tmp_path):
     p = rlops(repo, env, "propose")
     assert p.returncode == 2 and "unrelated to the cycle: notes.txt" in p.stderr, p.stderr
     (repo / "notes.txt").unlink()
+    spec.write_text(good.replace("margin: 0.05", "margin: 0.07"))
+    run(["rlops", "plan", SPEC1, "model=tiny", *TINY], repo, env)  # planned, not reproduced: the gate is stale
+    p = rlops(repo, env, "propose")
+    assert p.returncode == 3 and "`dvc status` shows stale outputs" in p.stderr and "gate" in p.stderr, p.stderr
+    spec.write_text(good)
+    run(["rlops", "plan", SPEC1, "model=tiny", *TINY], repo, env)
 
     p = rlops(repo, env, "propose")
     assert p.returncode == 0, p.stderr
@@ -180,8 +186,9 @@ def test_propose_merge_promote_refusals_stale_and_rollback(project, tmp_path):
         ("promoted", "v1"), ("rolled_back", "v1"), ("promoted", "v2"), ("promoted", "v1")], events
     prod3 = git(repo, env, "rev-parse", "support-agent#prod#3^{commit}").stdout
     assert prod3 == git(repo, env, "rev-parse", "support-agent@v1.0.0^{commit}").stdout  # GTO: v1 is in prod again
-    gto = run(["gto", "show", "support-agent@greatest"], repo, env).stdout
-    assert "v2.0.0" in gto, gto
+    gto = run(["gto", "show", "support-agent"], repo, env).stdout
+    rows = {v: next(l for l in gto.splitlines() if v in l) for v in ("v1.0.0", "v2.0.0")}
+    assert "prod" in rows["v1.0.0"] and "prod" not in rows["v2.0.0"], gto
     p = rlops(repo, env, "audit", "verify")
     assert p.returncode == 0, p.stdout + p.stderr
     assert "production is v1" in p.stdout and "3 promotion(s) verified" in p.stdout, p.stdout
