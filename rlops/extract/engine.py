@@ -150,42 +150,10 @@ def locate(source: Source, rows_per_file: Sequence[int], wanted: Sequence[int]) 
                 out[todo[i]] = (display, todo[i] - start, "")
                 i += 1
         elif i < len(todo) and todo[i] <= end:
-            i = _locate_json(path, display, start, end, todo, i, out)
-        start = end
-        if i == len(todo):
-            break
-    if i < len(todo):
-        raise StageFailed(f"{source.setting}: DuckDB read rows that the files do not have (row {todo[i]}); "
-                          "this is a bug in rlops, please report it")
-    return out
-
-
-CHUNK = 16 * 1024 * 1024  # bytes read at a time while locating lines
-_BLANK_STARTS = tuple(b"\n" + bytes([c]) for c in BLANK)  # where a line made only of BLANK could begin
-
-
-def _locate_json(path: Path, display: str, start: int, end: int, todo: Sequence[int], i: int,
-                 out: dict[int, tuple[str, int, str]]) -> int:
-    """Rows todo[i:] up to `end` of one JSON file; returns the index of the first row not in it.
-
-    Read in chunks of whole lines: a chunk where no line can be blank maps rows to lines by counting newlines
-    (C speed); only a chunk that may hold a blank line is walked line by line."""
-    k, number, carry = start, 0, b""
-    with _open(path) as f:
-        while i < len(todo) and todo[i] <= end:
-            block = f.read(CHUNK)
-            data = carry + block
-            cut = data.rfind(b"\n") + 1 if block else len(data)
-            if not data or (block and cut == 0):
-                if not block:
-                    break
-                carry = data
-                continue
-            piece, carry = data[:cut], data[cut:]
-            if piece[:1] in _BLANK_SET or any(b in piece for b in _BLANK_STARTS) or not block:
-                for raw in piece.split(b"\n")[: piece.count(b"\n") + (0 if piece.endswith(b"\n") else 1)]:
-                    number += 1
-                    if not raw.strip(BLANK):
+            k = start
+            with _open(path) as lines:
+                for number, raw in enumerate(lines, start=1):
+                    if len(raw) < 64 and not raw.strip(BLANK):  # a record line is longer: skip the test
                         continue
                     k += 1
                     if k == todo[i]:
@@ -193,33 +161,13 @@ def _locate_json(path: Path, display: str, start: int, end: int, todo: Sequence[
                         i += 1
                         if i == len(todo) or todo[i] > end:
                             break
-                continue
-            lines = piece.count(b"\n")  # every line here is a row
-            pos, at = 0, 0  # pos: start of the line with index `at` in this piece
-            while i < len(todo) and todo[i] <= min(end, k + lines):
-                pos = _skip_lines(piece, pos, todo[i] - k - 1 - at)
-                at = todo[i] - k - 1
-                stop = piece.index(b"\n", pos)
-                out[todo[i]] = (display, number + at + 1, piece[pos:stop].rstrip(b"\r\n").decode("utf-8", errors="replace"))
-                i += 1
-            k += lines
-            number += lines
-    return i
-
-
-_BLANK_SET = {bytes([c]) for c in BLANK}
-
-
-def _skip_lines(piece: bytes, pos: int, n: int) -> int:
-    """The position just after the n-th newline from pos (pos itself when n is 0)."""
-    while n > 0:
-        nxt = pos + 65536
-        c = piece.count(b"\n", pos, nxt)
-        if c < n:
-            pos, n = nxt, n - c
-        else:
-            pos, n = piece.index(b"\n", pos) + 1, n - 1
-    return pos
+        start = end
+        if i == len(todo):
+            break
+    if i < len(todo):
+        raise StageFailed(f"{source.setting}: DuckDB read rows that the files do not have (row {todo[i]}); "
+                          "this is a bug in rlops, please report it")
+    return out
 
 
 def copy_lines(con: Any, query: str, path: Path) -> None:
