@@ -175,8 +175,9 @@ def _write_sets(con: Any, params: ExtractParams, out_dir: Path, analyzer: Any) -
     """Write the four training sets; with the Presidio tier, each line passes through it first."""
     counts: dict[str, int] = {}
     for set_name in SETS:
-        # one statement per file: the join streams the text into one sort (which may spill to disk)
-        query = f"SELECT line FROM ({_line_sql(con, set_name)}) ORDER BY sort_key"
+        # the lines first, unordered (a join that streams the text), then one sort that may spill to disk
+        con.execute(f"CREATE OR REPLACE TABLE lines AS {_line_sql(con, set_name)}")
+        query = "SELECT line FROM lines ORDER BY sort_key"
         if analyzer is not None:
             lines = [row[0] for row in con.execute(query).fetchall()]
             con.execute("CREATE OR REPLACE TEMP TABLE deeper (n BIGINT, line VARCHAR)")
@@ -190,6 +191,7 @@ def _write_sets(con: Any, params: ExtractParams, out_dir: Path, analyzer: Any) -
             engine.copy_lines(con, query, path)
         else:
             engine.copy_parquet(con, f"SELECT unnest(from_json(line, '{PARQUET_TYPES[set_name]}')) FROM ({query})", path)
+        con.execute("DROP TABLE lines")
     return counts
 
 
