@@ -165,13 +165,21 @@ def filter_rows(con: Any, params: ExtractParams) -> None:
     capped = (f"cap_group IS NOT NULL AND row_number() OVER (PARTITION BY drop IS NULL, cap_group "
               f"ORDER BY cap_rank, sort_key) > {params.max_pairs_per_prompt}")
     con.execute(f"""
-    CREATE TABLE rows AS SELECT * REPLACE (CASE WHEN drop IS NULL AND {capped} THEN 'pair_cap' ELSE drop END AS drop) FROM (
-    SELECT * REPLACE ({dedup_step} AS drop) FROM (
-    SELECT c.*, {rule_order} AS rule_order,
+    CREATE TABLE rows AS SELECT c.*, {rule_order} AS rule_order,
         printf('%s/%02d/%s/%s/%s/%s', c.set, {rule_order}, coalesce(array_to_string(c.eids, ','), ''),
                array_to_string(c.iids, ','), c.a, coalesce(c.b, '')) AS sort_key,
         {exact} AS exact_key, {dedup} AS dedup_key, a.chars AS a_chars, b.chars AS b_chars,
         CASE WHEN c.b IS NOT NULL AND a.exact = b.exact THEN 'identical_answers'
              WHEN p.pkey IN (SELECT pkey FROM contam) THEN 'contaminated'
              WHEN {pii_drop} THEN 'pii' END AS drop
-    FROM cand c JOIN prompts p ON p.iid = c.prompt_iid JOIN ans a ON a.ref = c.a LEFT JOIN ans b ON b.ref = c.b))""")
+    FROM cand c JOIN prompts p ON p.iid = c.prompt_iid JOIN ans a ON a.ref = c.a LEFT JOIN ans b ON b.ref = c.b""")
+    # the windows sort only the columns they need (sorting whole rows costs several times more); the few rows
+    # they drop are then updated in place
+    con.execute(f"""
+    CREATE TEMP TABLE rows_drop AS SELECT rid, drop FROM (
+    SELECT rid, old, CASE WHEN drop IS NULL AND {capped} THEN 'pair_cap' ELSE drop END AS drop FROM (
+    SELECT * REPLACE ({dedup_step} AS drop) FROM (
+    SELECT rowid AS rid, drop AS old, drop, dedup_key, sort_key, exact_key, cap_group, cap_rank FROM rows)))
+    WHERE drop IS DISTINCT FROM old""")
+    con.execute("UPDATE rows SET drop = d.drop FROM rows_drop d WHERE rows.rowid = d.rid")
+    con.execute("DROP TABLE rows_drop")
