@@ -34,9 +34,6 @@ def fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
-_fsync_dir = fsync_dir  # the old private name, still used by rlops.extract.engine
-
-
 def _sweep(path: Path) -> None:
     """Remove temporaries that a killed earlier write of `path` left behind (they can never complete)."""
     for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
@@ -47,22 +44,31 @@ def _sweep(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _atomic_file(path: Path) -> Iterator[IO[str]]:
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary sibling path to write (by any means, e.g. DuckDB's COPY); on success it is fsynced and
+    renamed over `path`, on failure removed."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _sweep(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp makes 0600 files
-            yield f
-            f.flush()
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def _atomic_file(path: Path) -> Iterator[IO[str]]:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        yield f
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:

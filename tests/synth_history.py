@@ -30,7 +30,7 @@ from rlops.audit import ledger, signatures
 from rlops.registry import manifest, versions
 from rlops.registry.evidence import MODEL_OUT, PAIRS_OUT, md5
 from rlops.registry.promote import promote
-from rlops.registry.propose import actor, commit_message, moved, pending_events, registry_entry
+from rlops.registry.propose import actor, commit_message, pending_events, registry_entry, write_proposal
 from rlops.registry.rollback import rollback
 
 FORMAT = 1  # bump when a change here changes the histories made (benchmarks/audit_verify.py caches them by it)
@@ -114,15 +114,7 @@ class SynthRepo:
             entries, problems = ledger.read(root)
             assert not problems, problems
             events = pending_events(entries, entry, who, ts)
-        vdir = root / versions.version_dir(POLICY, version)
-        vdir.mkdir(parents=True, exist_ok=True)
-        (vdir / "version.yaml").write_text(f"# {POLICY}@{version}, registered by `rlops propose`; do not edit.\n"
-                                           + yaml.safe_dump(entry, sort_keys=False, allow_unicode=True), encoding="utf-8")
-        (vdir / "model.dvc").write_text(versions.dvc_file_text(model_out), encoding="utf-8")
-        (vdir / ".gitignore").write_text("/model\n", encoding="utf-8")
-        new = moved(manifest.load(root, POLICY), version, params["cycle"]["promotion"])
-        (root / manifest.manifest_path(POLICY)).write_text(new.text(), encoding="utf-8")
-        ledger.append(root, events)
+        write_proposal(root, entry, model_out, events)
         self.git("add", "-A", "--", "specs", "params.yaml", "dvc.lock", "artifacts", "registry", "deployments", "audit")
         trailers = {"Rlops-Policy": POLICY, "Rlops-Version": version, "Rlops-Cycle": str(k),
                     "Rlops-Ledger": f"seq={events[-1].seq} {events[-1].hash}"}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -180,20 +179,7 @@ def copy_parquet(con: Any, query: str, path: Path) -> None:
 
 
 def _copy(con: Any, statement: str, path: Path) -> None:
-    from rlops.io import _fsync_dir, _sweep
+    from rlops.io import atomic_path
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _sweep(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        con.execute(statement.replace("{tmp}", quote(tmp)))
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
+    with atomic_path(path) as tmp:
+        con.execute(statement.replace("{tmp}", quote(str(tmp))))

@@ -149,6 +149,22 @@ def pending_events(entries: list[ledger.Entry], entry: dict[str, Any], who: str,
     return out
 
 
+def write_proposal(root: Path, entry: dict[str, Any], model_out: dict[str, Any], events: list[ledger.Entry]) -> manifest.Manifest:
+    """Write the registry entry, model.dvc, the moved manifest and the pending events; return the manifest before."""
+    policy, version = entry["policy"], entry["version"]
+    vdir = root / versions.version_dir(policy, version)
+    vdir.mkdir(parents=True, exist_ok=True)
+    (vdir / "version.yaml").write_text(f"# {policy}@{version}, registered by `rlops propose`; do not edit.\n"
+                                       + yaml.safe_dump(entry, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    (vdir / "model.dvc").write_text(versions.dvc_file_text(model_out), encoding="utf-8")
+    (vdir / ".gitignore").write_text("/model\n", encoding="utf-8")
+    current = manifest.load(root, policy)
+    (root / "deployments").mkdir(exist_ok=True)
+    (root / manifest.manifest_path(policy)).write_text(moved(current, version, entry["promotion"]).text(), encoding="utf-8")
+    ledger.append(root, events)
+    return current
+
+
 def commit_message(title: str, body: str, trailers: dict[str, str]) -> str:
     return f"{title}\n\n{body}\n\n" + "".join(f"{k}: {v}\n" for k, v in trailers.items())
 
@@ -191,17 +207,7 @@ def propose(root: Path, *, remote: str = "origin", push: bool = True) -> Proposa
     events = pending_events(entries, entry, who, ts)
 
     git(root, "checkout", "-q", "-b", branch)
-    vdir = root / versions.version_dir(policy, version)
-    vdir.mkdir(parents=True, exist_ok=True)
-    (vdir / "version.yaml").write_text(f"# {policy}@{version}, registered by `rlops propose`; do not edit.\n"
-                                       + yaml.safe_dump(entry, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    (vdir / "model.dvc").write_text(versions.dvc_file_text(model_out), encoding="utf-8")
-    (vdir / ".gitignore").write_text("/model\n", encoding="utf-8")
-    current = manifest.load(root, policy)
-    new_manifest = moved(current, version, cycle["promotion"])
-    (root / "deployments").mkdir(exist_ok=True)
-    (root / manifest.manifest_path(policy)).write_text(new_manifest.text(), encoding="utf-8")
-    ledger.append(root, events)
+    current = write_proposal(root, entry, model_out, events)
 
     mode = cycle["promotion"]["mode"]
     where = {"replace": "production", "shadow": "shadow", "canary": f"canary ({cycle['promotion'].get('fraction')})"}[mode]
