@@ -17,6 +17,25 @@ PROJECT_FILES = ["specs", "pipelines", "data", "deployments", "audit", "dvc.yaml
                  "rlops"]
 
 
+def undocumented_fields(document: dict, name: str) -> list[str]:
+    """Properties of a JSON Schema (under properties, items, then and $defs) that lack a title or a description."""
+    found: list[str] = []
+
+    def walk(node: dict, where: str) -> None:
+        for key, sub in node.get("properties", {}).items():
+            if not (sub.get("title") and sub.get("description")):
+                found.append(f"{where}.{key}")
+            walk(sub, f"{where}.{key}")
+        for key in ("items", "then"):
+            if isinstance(node.get(key), dict):
+                walk(node[key], where)
+        for key, sub in node.get("$defs", {}).items():
+            walk(sub, f"$defs.{key}")
+
+    walk(document, name)
+    return found
+
+
 def env_for(home: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(HOME=str(home), PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", GIT_CONFIG_NOSYSTEM="1",

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
+from conftest import undocumented_fields
 from rlops.extract.records import schema_problems
 from rlops.spec import schema
 from rlops.spec.validate import validate_paths
@@ -56,21 +57,7 @@ def test_schemas_are_2020_12_and_document_every_field(name):
     Draft202012Validator.check_schema(document)
     assert document["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert document["$id"] == f"urn:rlops:schema:{name}:v1"
-    undocumented = []
-
-    def walk(node, where):
-        for key, sub in node.get("properties", {}).items():
-            if not (sub.get("title") and sub.get("description")):
-                undocumented.append(f"{where}.{key}")
-            walk(sub, f"{where}.{key}")
-        for key in ("items", "then"):
-            if isinstance(node.get(key), dict):
-                walk(node[key], where)
-        for key, sub in node.get("$defs", {}).items():
-            walk(sub, f"$defs.{key}")
-
-    walk(document, name)
-    assert undocumented == []
+    assert undocumented_fields(document, name) == []
 
 
 def test_the_three_schemas_share_one_message_format():

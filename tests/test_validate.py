@@ -14,6 +14,7 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
+from conftest import undocumented_fields
 from rlops.errors import InvalidInput, Problem
 from rlops.spec import schema, validate
 from rlops.spec.validate import load_policy, load_spec, validate_paths
@@ -415,18 +416,7 @@ def test_schemas_are_2020_12_and_document_every_field(name):
     document = load_schema_file(name)
     Draft202012Validator.check_schema(document)
     assert document["$schema"] == "https://json-schema.org/draft/2020-12/schema" and document["$id"]
-    undocumented = []
-
-    def walk(node, where):
-        for key, sub in node.get("properties", {}).items():
-            if not (sub.get("title") and sub.get("description")):
-                undocumented.append(f"{where}.{key}")
-            walk(sub, f"{where}.{key}")
-        for key, sub in node.get("$defs", {}).items():
-            walk(sub, f"$defs.{key}")
-
-    walk(document, name)
-    assert undocumented == []
+    assert undocumented_fields(document, name) == []
 
 
 def load_schema_file(name: str) -> dict:
