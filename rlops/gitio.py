@@ -39,10 +39,6 @@ def parents(root: Path, commit: str) -> list[str]:
     return git(root, "rev-list", "--parents", "-n", "1", commit).split()[1:]
 
 
-def changed_paths(root: Path, old: str, new: str) -> list[str]:
-    return [p for p in git(root, "diff", "--name-only", "--no-renames", old, new).splitlines() if p]
-
-
 def status_paths(root: Path) -> list[str]:
     """Paths with uncommitted changes or untracked (not ignored), relative to the repository root."""
     out = git(root, "status", "--porcelain", "-z", "--untracked-files=all")
@@ -81,6 +77,10 @@ class BlobReader:
     def text(self, rev: str, path: str = "") -> str | None:
         data = self.read(rev, path)
         return None if data is None else data.decode("utf-8", errors="replace")
+
+    def message(self, commit: str) -> str:
+        """A commit's message (what follows the header, signature included, of the commit object)."""
+        return (self.text(commit) or "").partition("\n\n")[2]
 
     def close(self) -> None:
         if self._proc.stdin:

@@ -105,10 +105,10 @@ def verify(root: Path, ref: str = "HEAD") -> Result:
                 continue
             result.promotions += 1
             pinned = signatures.pinned_at(blobs, ps[0])
-            for _, msg in check_proposal(root, blobs, merge, ps[0], prop, pinned):
+            sig = signatures.signature(root, merge, pinned)
+            for _, msg in check_proposal(blobs, merge, ps[0], prop, pinned, sig):
                 brk(Break(merge, "", msg))
-            second = blobs.text(ps[1]) or ""
-            anchor = trailers(second.partition("\n\n")[2]).get("rlops-ledger", [""])[-1]
+            anchor = trailers(blobs.message(ps[1])).get("rlops-ledger", [""])[-1]
             if hi > len(lines) or anchor != f"seq={hi} {ledger.line_hash(lines[hi - 1])}":
                 brk(Break(ps[1], f"{ledger.LEDGER}:{hi}", "differs from the line the proposal commit anchored "
                                                           f"(Rlops-Ledger: {anchor or 'missing'})"))

@@ -47,23 +47,15 @@ def evidence_paths(root) -> list[str]:
     return [*ALWAYS, *uncached_outputs((root / "dvc.yaml").read_text(encoding="utf-8"))]
 
 
-def lock_outs(lock_text: str | None) -> dict[str, dict[str, Any]]:
-    """path -> the out entry (md5, size, nfiles) of every stage's outputs in dvc.lock."""
+def lock_index(lock_text: str | None) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """path -> entry (md5, size, nfiles) of every stage's outputs and of every stage's dependencies in dvc.lock."""
     lock = load_yaml(lock_text or "") or {}
     outs: dict[str, dict[str, Any]] = {}
-    for stage in (lock.get("stages") or {}).values():
-        for out in stage.get("outs") or []:
-            outs[out["path"]] = out
-    return outs
-
-
-def lock_deps(lock_text: str | None) -> dict[str, dict[str, Any]]:
-    lock = load_yaml(lock_text or "") or {}
     deps: dict[str, dict[str, Any]] = {}
     for stage in (lock.get("stages") or {}).values():
-        for dep in stage.get("deps") or []:
-            deps[dep["path"]] = dep
-    return deps
+        outs.update((out["path"], out) for out in stage.get("outs") or [])
+        deps.update((dep["path"], dep) for dep in stage.get("deps") or [])
+    return outs, deps
 
 
 def md5(data: bytes) -> str:
@@ -77,7 +69,7 @@ def check(blobs: BlobReader, commit: str, entry: dict[str, Any], pending: list[d
     lock_text = blobs.text(commit, "dvc.lock")
     if lock_text is None:
         return ["dvc.lock is not in the merge: the pull request must carry the lock of the run that produced it"]
-    outs = lock_outs(lock_text)
+    outs, _ = lock_index(lock_text)
     model = outs.get(MODEL_OUT, {})
     if entry["model"]["md5"] != model.get("md5"):
         problems.append(f"registry {policy}@{version}: model digest {entry['model']['md5']} differs from dvc.lock's "

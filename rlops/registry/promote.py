@@ -21,6 +21,7 @@ from rlops.errors import (EXIT_APPROVALS, EXIT_EVIDENCE, EXIT_STALE_PARENT, EXIT
                           RlopsError)
 from rlops.gitio import BlobReader, git, load_yaml, parents, rev
 from rlops.registry import evidence, manifest, tags, versions
+from rlops.registry.propose import actor, moved
 
 PROPOSAL_EVENTS = {"proposed", "evaluated", "gate_decided", "rolled_back"}
 TRAILER = re.compile(r"^(?P<key>[A-Za-z-]+):[ \t]*(?P<value>.+)$", re.M)
@@ -71,11 +72,11 @@ def proposal_of(pending: list[dict[str, Any]], policy: str) -> Proposal | None:
     return None
 
 
-def check_proposal(root: Path, blobs: BlobReader, merge: str, first: str, prop: Proposal,
-                   pinned: signatures.Pinned) -> list[tuple[int, str]]:
+def check_proposal(blobs: BlobReader, merge: str, first: str, prop: Proposal, pinned: signatures.Pinned,
+                   sig: signatures.Signature) -> list[tuple[int, str]]:
     """Signature, evidence and parent checks of one merge (shared with `rlops audit verify`)."""
     reasons: list[tuple[int, str]] = []
-    problem = signatures.problem_with(signatures.signature(root, merge, pinned), pinned)
+    problem = signatures.problem_with(sig, pinned)
     if problem:
         reasons.append((EXIT_UNSIGNED, f"the merge commit {merge[:12]} {problem}; a promotion needs a signed merge "
                                        f"commit (`git merge --no-ff -S`, or GitHub's merge button), not a rebase or squash"))
@@ -96,8 +97,6 @@ def check_proposal(root: Path, blobs: BlobReader, merge: str, first: str, prop: 
                                                f"{old.production} served production when it was merged: a stale "
                                                f"proposal; rebase and re-run the cycle from `parent: production`"))
         reasons += [(EXIT_EVIDENCE, p) for p in evidence.check(blobs, merge, entry, prop.pending)]
-        from rlops.registry.propose import moved
-
         if new != moved(old, prop.version, entry["promotion"]):
             reasons.append((EXIT_EVIDENCE, f"{path} does not move as the proposal says ({entry['promotion']['mode']} "
                                            f"{prop.version}); only `rlops propose` and `rlops rollback` change it"))
@@ -199,15 +198,15 @@ def promote(root: Path, commit: str = "HEAD", approvals_file: Path | None = None
                           hint="revert it and merge the pull request with a merge commit")
         policy = policy_at(blobs, first)
         pinned = signatures.pinned_at(blobs, first)
-        reasons = check_proposal(root, blobs, sha, first, prop, pinned)
+        signer = signatures.signature(root, sha, pinned)
+        reasons = check_proposal(blobs, sha, first, prop, pinned, signer)
         reasons += [(EXIT_EVIDENCE, b) for b in broken]
-        anchor = trailers(git(root, "log", "-1", "--format=%B", ps[1])).get("rlops-ledger", [""])[-1]
+        anchor = trailers(blobs.message(ps[1])).get("rlops-ledger", [""])[-1]
         last = prop.pending[-1]
         if anchor != f"seq={last['seq']} {ledger.line_hash(lines[last['seq'] - 1])}":
             reasons.append((EXIT_EVIDENCE, f"audit/ledger.jsonl line {last['seq']} differs from what the proposal commit "
                                            f"{ps[1][:12]} recorded (Rlops-Ledger: {anchor or 'missing'})"))
-        message = git(root, "log", "-1", "--format=%B", sha)
-        approvers = count_approvals(message, approvals_file)
+        approvers = count_approvals(blobs.message(sha), approvals_file)
         required = int((policy.get("approvals") or {}).get("required", 1))
         if len(approvers) < required:
             reasons.append((EXIT_APPROVALS, f"{len(approvers)} approval(s) recorded ({', '.join(approvers) or 'none'}), "
@@ -218,15 +217,12 @@ def promote(root: Path, commit: str = "HEAD", approvals_file: Path | None = None
             order = [EXIT_UNSIGNED, EXIT_STALE_PARENT, EXIT_EVIDENCE, EXIT_APPROVALS]
             reasons.sort(key=lambda r: order.index(r[0]) if r[0] in order else len(order))
             raise Refused(reasons, hint="nothing was recorded; fix the merge (revert it and merge a corrected proposal)")
-        signer = signatures.signature(root, sha, pinned)
         path = manifest.manifest_path(prop.policy)
         old = manifest.Manifest.parse(blobs.text(first, path), prop.policy, path)
         new = manifest.Manifest.parse(blobs.text(sha, path), prop.policy, path)
     entries, _ = ledger.read(root)
     if any(e.event["event"] == "approved" and e.event["data"].get("merge") == sha for e in entries):
         raise RlopsError(f"{sha[:12]} is promoted already (audit/ledger.jsonl records it)", hint="nothing to do")
-    from rlops.registry.propose import actor
-
     who, ts = actor(root), ledger.now()
     first_seq = prop.pending[0]["seq"]
     events = [ledger.make_event(entries, "approved", policy=prop.policy, actor=who, ts=ts,

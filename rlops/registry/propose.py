@@ -21,7 +21,7 @@ from rlops.audit import ledger
 from rlops.errors import EXIT_GATE_FAILED, EXIT_INVALID, EXIT_STALE, EXIT_STALE_PARENT, Refused, RlopsError
 from rlops.gitio import git, rev, status_paths
 from rlops.registry import manifest, versions
-from rlops.registry.evidence import MODEL_OUT, PAIRS_OUT, VERDICT, evidence_paths, lock_deps, lock_outs
+from rlops.registry.evidence import MODEL_OUT, PAIRS_OUT, VERDICT, evidence_paths, lock_index
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def preflight(root: Path, params: dict[str, Any]) -> list[tuple[int, str]]:
 def registry_entry(root: Path, params: dict[str, Any], version: str, who: str, ts: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The registry record of the candidate, and the dvc.lock out of its weights."""
     lock_text = (root / "dvc.lock").read_text(encoding="utf-8")
-    outs, deps = lock_outs(lock_text), lock_deps(lock_text)
+    outs, deps = lock_index(lock_text)
     if MODEL_OUT not in outs or PAIRS_OUT not in outs:
         raise RlopsError(f"dvc.lock has no {MODEL_OUT} or {PAIRS_OUT}", hint="run `dvc repro` to completion first")
     spec = params["plan"]["spec"]
