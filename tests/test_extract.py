@@ -319,6 +319,17 @@ def test_comments_and_disabled_signals_are_counted_not_used(tmp_path):
     assert report["dropped"]["no_signal"] == 1 and report["dropped"]["signal_disabled"] == 2
 
 
+def test_interactions_nobody_gave_feedback_on_are_counted_as_such(tmp_path):
+    records = [interaction("i-1"), interaction("i-2", text="Where is my parcel?"), interaction("i-3", text="Hello?"),
+               interaction("i-4", text="Hello?", answer="Hi! How can I help?", regenerates="i-3"),
+               interaction("i-5", text="Refund please."), interaction("i-6", text="Thanks!")]
+    feedback = [edit("f-1", "i-1"), event("f-2", "i-2", "comment", {"text": "called back"}),  # a comment: no signal
+                event("f-3", "i-3", "implicit", {"action": "regenerate"}, actor="customer:u-1")]
+    report, rows, _ = extract(world(tmp_path, records, feedback), signals=["edit", "implicit"])
+    assert report["dropped_interactions"]["no_feedback"] == 2  # i-5 and i-6
+    assert report["dropped_interactions"]["feedback_unused"] == 1  # i-2
+
+
 # -- filters -----------------------------------------------------------------------------------
 
 

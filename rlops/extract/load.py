@@ -97,11 +97,11 @@ def load_feedback(con: Any, source: Source, params: ExtractParams) -> None:
     """Table fb: one row per feedback record with its own problem (those needing the interactions come later)."""
     kinds = sql_list(KINDS)
     actions = sql_list(IMPLICIT_ACTIONS)
-    scan = f"""(SELECT row_number() OVER () AS k, filename, event_id AS eid, interaction_id AS iid,
+    scan = f"""(SELECT filename, event_id AS eid, interaction_id AS iid,
         "timestamp" AS ts_raw, actor, kind, idempotency_key AS ikey, rating, pairwise, ranking, edit, implicit,
         outcome, judge, comment FROM {reader(con, source, FB_COLUMNS)})"""
     con.execute(f"""
-    CREATE TABLE fb AS SELECT *, TRY_CAST(ts_raw AS TIMESTAMPTZ) AS ts, NULLIF(concat_ws('; ',
+    CREATE TABLE fb_rows AS SELECT *, TRY_CAST(ts_raw AS TIMESTAMPTZ) AS ts, NULLIF(concat_ws('; ',
         id_problem(eid, 'event_id'), id_problem(iid, 'interaction_id'), ts_problem(ts_raw, 'timestamp'),
         CASE WHEN actor IS NULL THEN 'actor: missing' WHEN NOT regexp_full_match(actor, '^[a-z]+:.+$')
              THEN 'actor: ' || shown(actor) || ' must look like kind:name, e.g. staff:alice' END,
@@ -147,6 +147,7 @@ def load_feedback(con: Any, source: Source, params: ExtractParams) -> None:
             THEN 'judge.score: ' || num(judge.score) || ' is outside the scale ' || nums(coalesce(judge.scale, [0, 1])) END
         WHEN 'comment' THEN CASE WHEN comment IS NULL OR comment.text IS NULL THEN 'comment.text: missing' END
         END AS details_problem FROM {scan})""")
+    number_rows(con, "fb_rows", "fb")
     # the first of two events with one id (or idempotency key) counts; later ones are quarantined
     con.execute("""
     CREATE TABLE fb_dup AS
@@ -160,6 +161,17 @@ def load_feedback(con: Any, source: Source, params: ExtractParams) -> None:
     WHERE k <> first_k""")
 
 
+def number_rows(con: Any, table: str, view: str) -> None:
+    """The view `view`: `table` with each row's ordinal in its stream as `k`.
+
+    DuckDB keeps a scan's order in a table made by CREATE TABLE AS when only projections stand between the two
+    (no join, no window), and once committed a table's rowids are its row positions (inside a transaction they
+    are provisional). `run._reason` stops the stage if a quarantined line ever disagrees with its row."""
+    con.execute("COMMIT")
+    con.execute("BEGIN TRANSACTION")
+    con.execute(f"CREATE VIEW {view} AS SELECT rowid + 1 AS k, * FROM {table}")
+
+
 def load_interactions(con: Any, source: Source, params: ExtractParams) -> None:
     """Table ix (every interaction, light) and ih (the ones feedback refers to, with text)."""
     implicit = "implicit" in params.signals
@@ -171,8 +183,15 @@ def load_interactions(con: Any, source: Source, params: ExtractParams) -> None:
         UNION ALL SELECT unnest(ranking.ranked_ids) FROM fb WHERE problem IS NULL AND kind = 'ranking')""")
     con.execute(f"""CREATE TABLE regen_refs AS SELECT DISTINCT iid AS id FROM fb
         WHERE problem IS NULL AND kind = 'implicit' AND implicit.action = 'regenerate' AND {implicit}""")
+    # A join would let DuckDB reorder the scan (see number_rows), so "does feedback refer to it?" is asked of a
+    # Bloom filter of the referenced ids (a bit string); its few false positives are cleared exactly afterwards.
+    (n,) = con.execute("SELECT count(*) FROM (SELECT id FROM refs UNION ALL SELECT id FROM regen_refs)").fetchone()
+    bits = min(max(1 << (32 * n).bit_length(), 1 << 16), 1 << 28)
+    con.execute(f"""SET VARIABLE rlops_refs = (SELECT bitstring_agg((hash(id) % {bits})::INTEGER, 0, {bits - 1})
+        FROM (SELECT id FROM refs UNION ALL SELECT id FROM regen_refs))""")
+    bloom = f"coalesce(get_bit(getvariable('rlops_refs'), (hash({{}}) % {bits})::INTEGER) = 1, FALSE)"
     con.execute(f"""
-    CREATE TABLE ix AS SELECT k, filename, iid, version, usr, regenerates, heavy,
+    CREATE TABLE ix_rows AS SELECT filename, iid, version, usr, regenerates, heavy,
         NULLIF(concat_ws('; ', id_problem(iid, 'interaction_id'), ts_problem(ts_raw, 'timestamp'),
             CASE WHEN agent IS NULL THEN 'agent: missing'
                  WHEN version IS NULL OR version = '' THEN 'agent.version: missing' END,
@@ -183,11 +202,14 @@ def load_interactions(con: Any, source: Source, params: ExtractParams) -> None:
         CASE WHEN heavy THEN system_instructions END AS si,
         CASE WHEN heavy THEN input_messages END AS inputs,
         CASE WHEN heavy THEN output_messages END AS outputs
-    FROM (SELECT *, (iid IN (SELECT id FROM refs) OR regenerates IN (SELECT id FROM regen_refs)) AS heavy
-          FROM (SELECT row_number() OVER () AS k, filename, interaction_id AS iid, "timestamp" AS ts_raw, agent,
-                       agent.version AS version, "user" AS usr, regenerates, system_instructions,
-                       input_messages, output_messages
+    FROM (SELECT *, ({bloom.format("iid")} OR (regenerates IS NOT NULL AND {bloom.format("regenerates")})) AS heavy
+          FROM (SELECT filename, interaction_id AS iid, "timestamp" AS ts_raw, agent, agent.version AS version,
+                       "user" AS usr, regenerates, system_instructions, input_messages, output_messages
                 FROM {reader(con, source, IX_COLUMNS)}))""")
+    con.execute("""UPDATE ix_rows SET heavy = FALSE, si = NULL, inputs = NULL, outputs = NULL
+        WHERE heavy AND NOT coalesce(iid IN (SELECT id FROM refs), FALSE)
+                    AND NOT coalesce(regenerates IN (SELECT id FROM regen_refs), FALSE)""")
+    number_rows(con, "ix_rows", "ix")
     con.execute("""
     CREATE TABLE ix_dup AS SELECT k, first_k FROM (
         SELECT k, min(k) OVER (PARTITION BY iid) AS first_k FROM ix
