@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ def extract(params: ExtractParams, root: Path, out_dir: Path) -> dict[str, Any]:
     interactions = engine.resolve(root, params.interactions, "data.interactions")
     feedback = engine.resolve(root, params.feedback, "data.feedback")
     analyzer = pii.presidio_analyzer() if params.pii != "off" and params.pii_tier == "presidio" else None
-    with engine.scratch_dir(out_dir) as scratch:
+    with engine.scratch_dir(out_dir) as scratch, ThreadPoolExecutor(max_workers=1) as pool:
         con = engine.connect(params.memory_limit, params.threads, scratch)
         try:
             con.execute("SET TimeZone = 'UTC'")
@@ -67,14 +68,15 @@ def extract(params: ExtractParams, root: Path, out_dir: Path) -> dict[str, Any]:
             con.execute("SET preserve_insertion_order = false")
             load.quarantine_table(con)
             load.check_references(con)
+            located = _locate_quarantined(con, params, interactions, feedback, pool)
             filters.filter_events(con, params)
             filters.text_tables(con, params, root)
             rules.run_rules(con, params)
             judge = rlaif.judge_rows(con, params, root)
             filters.filter_rows(con, params)
             report.status_tables(con, params)
-            quarantined, quarantine_pii = _quarantine(con, params, interactions, feedback)
             presidio_counts = _write_sets(con, params, out_dir, analyzer)
+            quarantined, quarantine_pii = _quarantine(con, params, interactions, feedback, located)
             quarantine_pii.update(presidio_counts)
             sources = _sources(con, interactions, feedback)
             signals = report.signals_report(con, params, sources, quarantine_pii, judge)
@@ -95,20 +97,40 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _quarantine(con: Any, params: ExtractParams, interactions: engine.Source, feedback: engine.Source):
-    """The quarantine file's records (file, line, reason, raw), in file order; and the PII found in them."""
-    found: dict[str, int] = {}
-    out: list[dict[str, Any]] = []
-    lines: dict[str, dict[int, tuple[str, int, str]]] = {}
+def _locate_quarantined(con: Any, params: ExtractParams, interactions: engine.Source, feedback: engine.Source,
+                        pool: ThreadPoolExecutor) -> Future:
+    """Start reading the quarantined lines (file, line, text; the text PII-redacted too) in a thread of `pool`.
+
+    The quarantine table is complete once references are checked. Reading the files is Python's work and the
+    rules are DuckDB's (which releases the GIL), so the two overlap; `_quarantine` waits for the result."""
+    jobs = []
     for stream, table, source in (("interactions", "ix", interactions), ("feedback", "fb", feedback)):
         wanted = [k for (k,) in con.execute(f"""SELECT k FROM quarantine WHERE stream = '{stream}'
             UNION SELECT ref_k FROM quarantine WHERE stream = '{stream}' AND ref_k IS NOT NULL""").fetchall()]
         if stream == "interactions":  # feedback reasons name the lines of quarantined interactions too
             wanted += [int(k) for (r,) in con.execute("SELECT reason FROM quarantine WHERE stream = 'feedback'").fetchall()
                        for k in _IXLINE.findall(r)]
-        lines[stream] = engine.locate(source, _rows_per_file(con, table, source), wanted)
+        jobs.append((stream, source, _rows_per_file(con, table, source), wanted))
+
+    def read() -> tuple[dict[str, dict[int, tuple[str, int, str]]], dict[str, dict[int, tuple[str, dict[str, int]]]] | None]:
+        lines = {stream: engine.locate(source, counts, wanted) for stream, source, counts, wanted in jobs}
+        if params.pii == "off":
+            return lines, None
+        return lines, {stream: {k: pii.redact_text(raw) for k, (_, _, raw) in found.items()} for stream, found in lines.items()}
+
+    return pool.submit(read)
+
+
+def _quarantine(con: Any, params: ExtractParams, interactions: engine.Source, feedback: engine.Source, located: Future):
+    """The quarantine file's records (file, line, reason, raw), in file order; and the PII found in them."""
+    found: dict[str, int] = {}
+    out: list[dict[str, Any]] = []
+    lines, redacted = located.result()
+    for stream, source in (("interactions", interactions), ("feedback", feedback)):
         if source.format == "parquet":
             _parquet_raw(con, source, lines[stream])
+            if redacted is not None:
+                redacted[stream] = {k: pii.redact_text(raw) for k, (_, _, raw) in lines[stream].items()}
     ids = {"interactions": "SELECT k, iid FROM ix", "feedback": "SELECT k, eid FROM fb"}
     for stream in ("interactions", "feedback"):
         rows = con.execute(f"""SELECT q.k, string_agg(q.reason, '; ' ORDER BY q.reason), any_value(q.ref_k), any_value(t.id)
@@ -120,8 +142,8 @@ def _quarantine(con: Any, params: ExtractParams, interactions: engine.Source, fe
             if ref_k is not None:
                 reason = _LINE.sub(str(lines[stream][ref_k][1]), reason)
             reason = _IXLINE.sub(lambda m: str(lines["interactions"][int(m.group(1))][1]), reason)
-            if params.pii != "off":
-                raw, counts = pii.redact_text(raw)
+            if redacted is not None:
+                raw, counts = redacted[stream][k]
                 reason, more = pii.redact_text(reason)
                 for key, n in [*counts.items(), *more.items()]:
                     found[key] = found.get(key, 0) + n
