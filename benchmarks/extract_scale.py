@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/extract_scale.py                  # 1 M and 2 M, 2 threads
     .venv/bin/python benchmarks/extract_scale.py --sizes 100000   # a quick look
+    .venv/bin/python benchmarks/extract_scale.py --profile 1000000  # where the time goes: every SQL statement timed
 
 The logs are generated once (deterministically, by DuckDB itself) and cached under --cache. Each size then runs,
 in this order and each in its own process: (a) a bare DuckDB `read_json` scan of both files that counts every
@@ -193,6 +194,45 @@ print(json.dumps({k: report[k] for k in ("invariant", "rows", "pii", "decontamin
 """
 
 
+PROFILE = """
+import inspect, json, sys, time, yaml
+from collections import defaultdict
+from pathlib import Path
+from rlops.extract import engine
+from rlops.extract.run import run
+times = []
+connect = engine.connect
+class Timed:  # the stage's connection, every execute() timed with the step (function) that ran it
+    def __init__(self, con): self.con = con
+    def __getattr__(self, name): return getattr(self.con, name)
+    def execute(self, sql, *args):
+        start = time.perf_counter(); result = self.con.execute(sql, *args)
+        step = inspect.stack()[1]
+        times.append((time.perf_counter() - start, Path(step.filename).stem + "." + step.function, " ".join(sql.split())))
+        return result
+engine.connect = lambda *a, **k: Timed(connect(*a, **k))
+root, threads = Path(sys.argv[1]), int(sys.argv[2])
+extract = yaml.safe_load(Path(sys.argv[3], "pipelines/conf/config.yaml").read_text())["extract"]
+extract.update(signals=["edit", "pairwise", "ranking", "rating", "implicit", "outcome", "judge"], threads=threads)
+params = {"data": {"interactions": "logs/interactions.jsonl", "feedback": "logs/feedback.jsonl", "window": None},
+          "extract": extract, "policy": {"name": "support-agent", "system_prompt": "You are the support assistant."},
+          "cycle": {"parent": "base"}}
+start = time.perf_counter()
+run(params, root, root / "out")
+total = time.perf_counter() - start
+sql = sum(t for t, _, _ in times)
+print(f"run() {total:.2f} s: {sql:.2f} s in {len(times)} SQL statements, {total - sql:.2f} s in Python")
+steps = defaultdict(float)
+for t, step, _ in times:
+    steps[step] += t
+for step, t in sorted(steps.items(), key=lambda x: -x[1])[:12]:
+    print(f"{t:6.2f} s  {step}")
+print("slowest statements:")
+for t, step, text in sorted(times, reverse=True)[:12]:
+    print(f"{t:6.2f} s  {step}: {text[:100]}")
+"""
+
+
 def run_child(code: str, *argv: str) -> tuple[float, float, str]:
     """Run `code` in a fresh Python; return (wall s, peak RSS MiB of that process, its stdout)."""
     # VmHWM is this process's own peak (ru_maxrss would carry the forking parent's peak across exec)
@@ -213,11 +253,14 @@ def main() -> None:
     ap.add_argument("--sizes", default="1000000,2000000", help="interactions per run, comma-separated")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cache", default="/tmp/rlops-extract-bench", help="where generated logs are kept")
+    ap.add_argument("--profile", type=int, metavar="N", help="time every SQL statement of one run on N interactions")
     ap.add_argument("--generate", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.generate:
         generate(args.generate, Path(args.cache) / f"n{args.generate}")
         return
+    if args.profile:
+        args.sizes = str(args.profile)
     import duckdb
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
@@ -237,6 +280,9 @@ def main() -> None:
             (root / "logs").symlink_to(folder)
             (root / "specs").mkdir()
             (root / "specs/evals").symlink_to(ROOT / "specs/evals")
+            if args.profile:
+                print(run_child(PROFILE, str(root), str(args.threads), str(ROOT))[2])
+                return
             ext_s, ext_rss, out = run_child(EXTRACT, str(root), str(args.threads), str(ROOT))
         report = json.loads(out.splitlines()[-1])
         row = {"interactions": n, "events": int(n * FEEDBACK_PER_INTERACTION), "mib": round(size),
