@@ -228,7 +228,7 @@ for t, step, _ in times:
 for step, t in sorted(steps.items(), key=lambda x: -x[1])[:12]:
     print(f"{t:6.2f} s  {step}")
 print("slowest statements:")
-for t, step, text in sorted(times, reverse=True)[:12]:
+for t, step, text in sorted(times, reverse=True)[:int(sys.argv[4]) if len(sys.argv) > 4 else 12]:
     print(f"{t:6.2f} s  {step}: {text[:100]}")
 """
 
@@ -281,7 +281,7 @@ def main() -> None:
             (root / "specs").mkdir()
             (root / "specs/evals").symlink_to(ROOT / "specs/evals")
             if args.profile:
-                print(run_child(PROFILE, str(root), str(args.threads), str(ROOT))[2])
+                print(run_child(PROFILE, str(root), str(args.threads), str(ROOT), "40")[2])
                 return
             ext_s, ext_rss, out = run_child(EXTRACT, str(root), str(args.threads), str(ROOT))
         report = json.loads(out.splitlines()[-1])

@@ -61,8 +61,9 @@ def train(root: Path, params: dict[str, Any]) -> None:
         raise InvalidInput([Problem("params.yaml", None, "train.method", f"'{method}' is not implemented; available: dpo")])
     from rlops.train.dpo import train as train_dpo
 
-    _require(root, BASE_MODEL, EXTRACT / "pairs.jsonl")
-    train_dpo(params, root, root / BASE_MODEL, root / EXTRACT / "pairs.jsonl", root / TRAIN)
+    pairs = EXTRACT / f"pairs.{params.get('extract', {}).get('format', 'jsonl')}"
+    _require(root, BASE_MODEL, pairs)
+    train_dpo(params, root, root / BASE_MODEL, root / pairs, root / TRAIN)
 
 
 def evaluate(root: Path, params: dict[str, Any], which: str) -> None:

@@ -173,6 +173,22 @@ def test_answers_with_tool_calls_are_kept_whole(tmp_path):
     assert rows["pairs"][0]["rejected"] == outputs and quarantine == []
 
 
+def test_the_train_stage_reads_the_same_pairs_from_jsonl_and_parquet(tmp_path):
+    from rlops.train.dpo import read_pairs
+
+    call = {"id": "call-1", "type": "function", "function": {"name": "lookup_order", "arguments": "{}"}}
+    outputs = [{"role": "assistant", "content": None, "tool_calls": [call]},
+               {"role": "tool", "tool_call_id": "call-1", "content": "shipped"},
+               {"role": "assistant", "content": "It shipped yesterday."}]
+    root = world(tmp_path, [interaction("i-1", output_messages=outputs), interaction("i-2", text="Refund?")],
+                 [edit("f-1", "i-1"), edit("f-2", "i-2")])
+    extract_run.run(params(), root, root / "jsonl")
+    extract_run.run(params(format="parquet"), root, root / "parquet")
+    from_jsonl = read_pairs(root / "jsonl/pairs.jsonl")
+    assert len(from_jsonl) == 2 and from_jsonl[0]["rejected"] == outputs
+    assert read_pairs(root / "parquet/pairs.parquet") == from_jsonl
+
+
 def test_trivial_edit_is_dropped(tmp_path):
     root = world(tmp_path, [interaction("i-1"), interaction("i-2")],
                  [edit("f-1", "i-1", "Please contact support!"), edit("f-2", "i-2", "Please, contact our support.")])

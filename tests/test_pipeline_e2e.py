@@ -66,6 +66,13 @@ def test_cycle_reproduces_then_is_a_noop_and_a_gate_edit_reruns_only_the_gate(pr
     verdict2 = json.loads((repo / "artifacts/gate/verdict.json").read_text())
     assert "-0.5 " in verdict2["gates"][0]["reason"]
 
+    # Parquet outputs: extract writes them and train reads them (the same pairs, so the same number)
+    run(["rlops", "plan", SPEC, *OVERRIDES, "extract.format=parquet"], repo, env)
+    fourth = run(["dvc", "repro"], repo, env)
+    assert {"extract", "train"} <= ran(fourth.stdout), fourth.stdout
+    assert (repo / "artifacts/extract/pairs.parquet").is_file() and not (repo / "artifacts/extract/pairs.jsonl").exists()
+    assert json.loads((repo / "artifacts/train/metrics.json").read_text())["pairs"] == len(pairs)
+
 
 @pytest.mark.slow
 def test_a_killed_training_leaves_no_output_that_looks_complete(project):

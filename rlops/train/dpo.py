@@ -53,14 +53,36 @@ class DPOParams:
         return build(cls, m)
 
 
+def read_pairs(path: Path) -> list[dict[str, Any]]:
+    """The prompt/chosen/rejected of every row of the extract stage's pairs.jsonl or pairs.parquet.
+
+    Parquet stores messages as structs with every field, so a field a message does not have comes back as None;
+    such fields are left out again (role and content are always kept), giving the rows pairs.jsonl would give."""
+    fields = ("prompt", "chosen", "rejected")
+    if path.suffix == ".parquet":
+        import duckdb
+
+        con = duckdb.connect()
+        try:
+            found = con.execute(f"SELECT {', '.join(fields)} FROM read_parquet(?)", [str(path)]).fetchall()
+        finally:
+            con.close()
+        return [{f: [_message(m) for m in value] for f, value in zip(fields, row)} for row in found]
+    with path.open(encoding="utf-8") as f:
+        return [{k: row[k] for k in fields} for row in map(json.loads, f)]
+
+
+def _message(m: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in m.items() if v is not None or k in ("role", "content")}
+    if out.get("tool_calls"):
+        out["tool_calls"] = [{k: v for k, v in call.items() if v is not None} for call in out["tool_calls"]]
+    return out
+
+
 def _load_pairs(path: Path):
     from datasets import Dataset
 
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            row = json.loads(line)
-            rows.append({"prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"]})
+    rows = read_pairs(path)
     if not rows:
         raise StageFailed(f"{path} holds no preference pairs", hint="see artifacts/extract/signals.json for what was dropped")
     return Dataset.from_list(rows)
