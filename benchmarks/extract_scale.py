@@ -179,25 +179,28 @@ for name in ("interactions", "feedback"):
 print(json.dumps(out))
 """
 
-EXTRACT = """
+# the stage's params in a child process: every rule but the live judge, the default filters
+PARAMS = """
 import json, sys, yaml
 from pathlib import Path
-from rlops.extract.run import run
 root, threads = Path(sys.argv[1]), int(sys.argv[2])
 extract = yaml.safe_load(Path(sys.argv[3], "pipelines/conf/config.yaml").read_text())["extract"]
 extract.update(signals=["edit", "pairwise", "ranking", "rating", "implicit", "outcome", "judge"], threads=threads)
 params = {"data": {"interactions": "logs/interactions.jsonl", "feedback": "logs/feedback.jsonl", "window": None},
           "extract": extract, "policy": {"name": "support-agent", "system_prompt": "You are the support assistant."},
           "cycle": {"parent": "base"}}
+"""
+
+EXTRACT = PARAMS + """
+from rlops.extract.run import run
 report = run(params, root, root / "out")
 print(json.dumps({k: report[k] for k in ("invariant", "rows", "pii", "decontamination")}))
 """
 
 
-PROFILE = """
-import inspect, json, sys, time, yaml
+PROFILE = PARAMS + """
+import inspect, time
 from collections import defaultdict
-from pathlib import Path
 from rlops.extract import engine
 from rlops.extract.run import run
 times = []
@@ -211,12 +214,6 @@ class Timed:  # the stage's connection, every execute() timed with the step (fun
         times.append((time.perf_counter() - start, Path(step.filename).stem + "." + step.function, " ".join(sql.split())))
         return result
 engine.connect = lambda *a, **k: Timed(connect(*a, **k))
-root, threads = Path(sys.argv[1]), int(sys.argv[2])
-extract = yaml.safe_load(Path(sys.argv[3], "pipelines/conf/config.yaml").read_text())["extract"]
-extract.update(signals=["edit", "pairwise", "ranking", "rating", "implicit", "outcome", "judge"], threads=threads)
-params = {"data": {"interactions": "logs/interactions.jsonl", "feedback": "logs/feedback.jsonl", "window": None},
-          "extract": extract, "policy": {"name": "support-agent", "system_prompt": "You are the support assistant."},
-          "cycle": {"parent": "base"}}
 start = time.perf_counter()
 run(params, root, root / "out")
 total = time.perf_counter() - start
