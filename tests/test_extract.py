@@ -528,6 +528,45 @@ def test_line_numbers_survive_blank_and_odd_lines(tmp_path):
     assert report["pairs"]["edit"] == 3 and report["records_read"]["interactions"] == 6
 
 
+def test_line_numbers_hold_across_row_groups_files_and_threads(tmp_path, monkeypatch):
+    """Rows are numbered by their position in DuckDB's table (no window over the scan), and referenced
+    interactions are found by a Bloom filter: 250,000 + 20,000 lines (a row group holds 122,880), 2 threads, and
+    the reader's buffers (sized from the longest line allowed) small enough that both threads read each file."""
+    monkeypatch.setattr(engine, "MAX_LINE_BYTES", 64 * 1024)
+    line = ('{"schema": "rlops.interaction/v1", "interaction_id": "i-%d", "timestamp": "2026-11-03T10:15:00Z", '
+            '"agent": {"name": "support-agent", "version": "base"}, "input_messages": [{"role": "%s", '
+            '"content": "Question %d"}], "output_messages": [{"role": "assistant", "content": "Answer %d."}]}')
+    root = world(tmp_path, [], [])
+    (root / "logs/interactions").mkdir()
+    expected, feedback, good, start = [], [], set(), 0
+    for part, n in enumerate((250_000, 20_000)):
+        rows, name = [], f"logs/interactions/part-{part}.jsonl"
+        for i in range(start, start + n):
+            if i % 9973 == 17:
+                rows.append("{not json")
+                expected.append((name, i - start + 1, "not JSON"))
+            elif i % 4001 == 5:
+                rows.append(line.replace("2026-11-03T10:15:00Z", "yesterday") % (i, "user", i, i))
+                expected.append((name, i - start + 1, "timestamp"))
+            elif i % 50 == 0:  # a role the schema does not know: quarantined only when feedback refers to it
+                rows.append(line % (i, "customer", i, i))
+                if i % 1000 == 0:
+                    expected.append((name, i - start + 1, "input_messages[0].role"))
+            else:
+                rows.append(line % (i, "user", i, i))
+                good.update([f"i-{i}"] if i % 1000 == 1 else [])
+            if i % 1000 in (0, 1):
+                feedback.append(edit(f"f-{i}", f"i-{i}", f"A much better answer, number {i}, written by staff."))
+        (root / name).write_text("\n".join(rows) + "\n")
+        start += n
+    (root / "logs/feedback.jsonl").write_text(lines(feedback))
+    report, rows, quarantine = extract(root, interactions="logs/interactions", threads=2, dedup="off", decontaminate=False)
+    assert [(q["file"], q["line"], q["reason"].split(":")[0]) for q in quarantine if q["file"] != "logs/feedback.jsonl"] == expected
+    # every edit on a good interaction became a pair about that very interaction
+    assert {r["meta"]["interaction_ids"][0] for r in rows["pairs"]} == good
+    assert all(r["rejected"][0]["content"] == f"Answer {r['meta']['interaction_ids'][0][2:]}." for r in rows["pairs"])
+
+
 # -- malformed input ---------------------------------------------------------------------------
 
 BAD_FEEDBACK = {
