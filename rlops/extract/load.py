@@ -1,12 +1,15 @@
 """Load the logs into DuckDB tables and sort every record into usable or quarantined, with the reason.
 
-Tables made here (one row per record read; `k` is its ordinal in its stream, which `engine.locate` maps to a line):
+Tables made here (one row per record read; `k` is its ordinal in its stream, which `engine.locate` maps to a line;
+`fb` and `ix` are views numbering the rows of the tables fb_rows and ix_rows, see `number_rows`):
   fb          every feedback record, with its own problem if any (schema essentials); fb_dup: repeated ids
-  ix          every interaction, light columns only (ids, time, version, user, regenerates) and its problem
+  ix          every interaction, light columns (ids, time, version, user, regenerates) and its problem; the raw
+              messages only of those feedback refers to (`heavy`)
   ih          the interactions feedback refers to, with their prompt and answer as JSON text, PII-redacted, and
               what the rules and filters need (prompt key, lengths, dedup keys, PII counts)
   quarantine  (stream, k, reason, ref_k) for every record that cannot be used
-Only `ih` (and the edits in `fb`) carry message text, so memory follows the feedback, not the size of the log.
+Only referenced interactions (raw in `ix`, prepared in `ih`) and the edits in `fb` carry message text, so memory
+follows the feedback, not the size of the log.
 Cheap checks run on every record; the exact reason is spelled out only for the few that fail them.
 """
 
