@@ -16,7 +16,8 @@ def _counts(d: dict[str, int]) -> str:
 
 
 def render(params: dict[str, Any], verdict: dict[str, Any], incumbent: dict[str, Any], candidate: dict[str, Any],
-           signals: dict[str, Any], train: dict[str, Any]) -> str:
+           signals: dict[str, Any], train: dict[str, Any], signals_md: str = "") -> str:
+    """The gate's report, the body of the pull request; `signals_md` is the extract stage's signals.md section."""
     c = params["cycle"]
     conf = int(round(100 * params["gate"]["bootstrap"]["confidence"]))
     lines = [
@@ -50,6 +51,7 @@ def render(params: dict[str, Any], verdict: dict[str, Any], incumbent: dict[str,
               f"- Pairs: {pairs.get('total', 0)} ({', '.join(f'{k} {v}' for k, v in sorted(pairs.items()) if k != 'total')})",
               f"- Dropped: {_counts(signals.get('dropped', {}))}",
               f"- Quarantined (malformed, see artifacts/extract/quarantine.jsonl): {_counts(signals.get('quarantined', {}))}",
+              *(["", signals_md.strip()] if signals_md.strip() else []),
               "", "## Training", "",
               f"- {train.get('method')}: {train.get('steps')} steps on {train.get('pairs')} pairs; "
               f"loss {train.get('loss_first')} → {train.get('loss')}, reward margin {train.get('reward_margin')}, "

@@ -31,6 +31,7 @@ def test_cycle_reproduces_then_is_a_noop_and_a_gate_edit_reruns_only_the_gate(pr
     assert [g["metric"] for g in verdict["gates"]] == ["heldout.rubric", "regression.rubric", "redteam.refusal"]
     report = (repo / "artifacts/gate/report.md").read_text()
     assert "## Verdict" in report and "heldout.rubric" in report and "Pairs:" in report
+    assert (repo / "artifacts/extract/signals.md").read_text().strip() in report  # the signals section, whole
 
     signals = json.loads((repo / "artifacts/extract/signals.json").read_text())
     pairs = (repo / "artifacts/extract/pairs.jsonl").read_text().splitlines()
