@@ -80,8 +80,8 @@ def resolve(root: Path, setting: str, field: str) -> Source:
 
 def connect(memory_limit: str, threads: int | None, scratch: Path) -> Any:
     """An in-memory DuckDB database kept within `memory_limit`: beyond it, its tables and intermediate results
-    spill to `scratch`. (A database file would add a write-ahead log and commits that cost a second per million
-    records, and it is thrown away at the end anyway.)"""
+    spill to `scratch`. (A database file, thrown away at the end anyway, made the stage about 1.4 s slower at a
+    million interactions: benchmarks/RESULTS.md.)"""
     import duckdb
 
     config = {"memory_limit": memory_limit, "temp_directory": str(scratch / "spill"), "preserve_insertion_order": True}

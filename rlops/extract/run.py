@@ -51,9 +51,9 @@ def run(params: Mapping[str, Any], root: Path, out_dir: Path) -> dict[str, Any]:
 def extract(params: ExtractParams, root: Path, out_dir: Path) -> dict[str, Any]:
     """Everything the stage does; returns the report it wrote to out_dir/signals.json."""
     (out_dir / "signals.json").unlink(missing_ok=True)  # present only once everything else is complete
-    for other in {"jsonl", "parquet"} - {params.format}:  # sets of the other format are stale: the train stage
-        for name in outputs(other)[: len(SETS)]:          # would read whichever it is told to
-            (out_dir / name).unlink(missing_ok=True)
+    for other in {"jsonl", "parquet"} - {params.format}:  # sets in the other format are stale (train reads either)
+        for name in SETS:
+            (out_dir / f"{name}.{other}").unlink(missing_ok=True)
     interactions = engine.resolve(root, params.interactions, "data.interactions")
     feedback = engine.resolve(root, params.feedback, "data.feedback")
     analyzer = pii.presidio_analyzer() if params.pii != "off" and params.pii_tier == "presidio" else None
