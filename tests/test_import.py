@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +48,23 @@ def reasons(quarantined: list[dict]) -> str:
 
 
 # ---- every format -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt, file", [("langsmith", "runs.jsonl"), ("langfuse", "traces.json")])
+def test_a_tool_name_that_is_not_text_gives_the_default_name(fmt, file, tmp_path):
+    """Found by the property test below: a tool run named `true` gave a step whose name was not a string."""
+    src = tmp_path / "src"
+    shutil.copytree(DATA / fmt, src)
+    text = (src / file).read_text(encoding="utf-8")
+    assert text.count('"name": "lookup_order", "run_type": "tool"' if fmt == "langsmith" else '"type": "TOOL",\n        "name": "lookup_order"') == 1
+    (src / file).write_text(text.replace('"name": "lookup_order", "run_type": "tool"', '"name": true, "run_type": "tool"')
+                            .replace('"type": "TOOL",\n        "name": "lookup_order"', '"type": "TOOL",\n        "name": true'),
+                            encoding="utf-8")
+    interactions, _, _, _ = run_import(fmt, tmp_path / "out", source=src)
+    steps = [s for i in interactions for s in i.get("steps", [])]
+    assert steps and all(s["name"] == "tool" for s in steps)
+    for record in interactions:
+        assert list(VALIDATORS["interaction"].iter_errors(record)) == []
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
 def test_every_record_is_valid_v1_and_malformed_input_is_quarantined(fmt, tmp_path):

@@ -40,7 +40,7 @@ from typing import Any
 from rlops.observe.importers.messages import arguments_object, messages, output_messages, tool_definitions
 from rlops.observe.importers.records import (Context, Malformed, actor, attach_steps, epoch,
                                              feedback, hex_id, interaction, millis_between, number, safe_id,
-                                             score_scale, source_time, usage, user_id)
+                                             score_scale, source_time, text_or_none, usage, user_id)
 from rlops.observe.importers.source import Where
 
 READ_UNIT = "records"
@@ -135,7 +135,7 @@ def _trace(ctx: Context, where: Where, trace: dict, observations: list[tuple[Whe
 
 
 def _step(ctx: Context, obs: dict) -> dict[str, Any]:
-    step: dict[str, Any] = {"type": "tool_call", "name": obs.get("name") or "tool",
+    step: dict[str, Any] = {"type": "tool_call", "name": text_or_none(obs.get("name")) or "tool",
                             "arguments": arguments_object(obs.get("input"))}
     if obs.get("output") is not None:
         step["result"] = obs["output"]

@@ -43,7 +43,7 @@ from typing import Any
 from rlops.observe.importers.messages import arguments_object, messages, output_messages, tool_definitions
 from rlops.observe.importers.records import (Context, Malformed, actor, attach_steps, epoch, feedback, hex_id,
                                              interaction, millis_between, number, safe_id, score_scale,
-                                             source_time, usage, user_id)
+                                             source_time, text_or_none, usage, user_id)
 from rlops.observe.importers.source import Where
 
 READ_UNIT = "records"
@@ -130,7 +130,7 @@ def _trace(ctx: Context, trace_id: str, members: list[tuple[Where, dict]], targe
 
 def _step(ctx: Context, run: dict) -> dict[str, Any]:
     outputs = run.get("outputs")
-    step: dict[str, Any] = {"type": "tool_call", "name": run.get("name") or "tool",
+    step: dict[str, Any] = {"type": "tool_call", "name": text_or_none(run.get("name")) or "tool",
                             "arguments": arguments_object(_unwrap(run.get("inputs"), "input"))}
     if outputs is not None:
         step["result"] = _unwrap(outputs, "output")

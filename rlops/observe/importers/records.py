@@ -96,15 +96,16 @@ class Context:
 
     def agent(self, name: Any = None, version: Any = None, fallback_name: str | None = None) -> dict[str, str]:
         """The answering agent: --policy / --agent-version win, then the source's values, then defaults."""
-        chosen_name = self.options.policy or _text(name) or fallback_name or self.fmt
-        chosen_version = self.options.agent_version or _text(version)
+        chosen_name = self.options.policy or text_or_none(name) or fallback_name or self.fmt
+        chosen_version = self.options.agent_version or text_or_none(version)
         if not chosen_version:
             self.defaults[f"agent.version ('{DEFAULT_VERSION}': none in the source; set --agent-version)"] += 1
             chosen_version = DEFAULT_VERSION
         return {"name": chosen_name, "version": chosen_version}
 
 
-def _text(value: Any) -> str | None:
+def text_or_none(value: Any) -> str | None:
+    """A source value as text (numbers written out), or None when it is empty or not text."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)
     return value.strip() or None if isinstance(value, str) else None
@@ -138,7 +139,7 @@ def derived_id(prefix: str, key: str, *extra: Any) -> str:
 
 def user_id(value: Any) -> str | None:
     """An end user's opaque id as text (up to 200 characters: longer ones are hashed)."""
-    text = _text(value)
+    text = text_or_none(value)
     if text is None:
         return None
     return text if len(text) <= 200 else f"user-{sha1(text)}"
@@ -283,7 +284,7 @@ def feedback(*, event_id: str, interaction_id: str, timestamp: str, actor: str, 
 
 def actor(kind: str, name: Any) -> str:
     """'kind:name' as the schema wants it (kind lower-case letters, name not empty)."""
-    text = _text(name) or "unknown"
+    text = text_or_none(name) or "unknown"
     return f"{re.sub(r'[^a-z]', '', kind.lower()) or 'source'}:{text}"
 
 
