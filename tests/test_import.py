@@ -50,6 +50,16 @@ def reasons(quarantined: list[dict]) -> str:
 # ---- every format -------------------------------------------------------------------------------------------------
 
 
+def test_a_langfuse_list_that_is_not_a_list_is_quarantined_not_a_crash(tmp_path):
+    """Found by the property test below: `"observations": true` on a trace made the importer iterate a bool."""
+    (tmp_path / "src").mkdir()
+    trace = {"id": "t-1", "name": "support", "input": "Hi", "output": "Hello", "observations": True}
+    (tmp_path / "src/traces.json").write_text(json.dumps({"traces": [trace], "scores": False}), encoding="utf-8")
+    _, _, quarantined, _ = run_import("langfuse", tmp_path / "out", source=tmp_path / "src")
+    assert "observations: must be a list, not bool" in reasons(quarantined)
+    assert "scores: must be a list, not bool" in reasons(quarantined)
+
+
 @pytest.mark.parametrize("fmt, file", [("langsmith", "runs.jsonl"), ("langfuse", "traces.json")])
 def test_a_tool_name_that_is_not_text_gives_the_default_name(fmt, file, tmp_path):
     """Found by the property test below: a tool run named `true` gave a step whose name was not a string."""

@@ -52,6 +52,15 @@ _QUIET = {"id", "projectId", "createdAt", "updatedAt", "htmlPath", "latency", "t
           "unit", "timeToFirstToken", "inputPrice", "outputPrice", "totalPrice"}
 
 
+
+def _listed(ctx: Context, where: Where, obj: dict, key: str) -> list:
+    """obj[key] when it is a list; absent or null is an empty one; anything else is quarantined as malformed."""
+    value = obj.get(key)
+    if value is None or isinstance(value, list):
+        return value or []
+    ctx.quarantine(where.at(key), f"{key}: must be a list, not {type(value).__name__}")
+    return []
+
 class _Export:
     """Everything read, keyed by id (a record seen twice keeps its first copy)."""
 
@@ -68,7 +77,7 @@ class _Export:
                 self.add(ctx, where.at(f"data[{i}]"), item)
         elif any(isinstance(obj.get(k), list) for k in ("traces", "observations", "scores")) and "id" not in obj:
             for key in ("traces", "observations", "scores"):
-                for i, item in enumerate(obj.get(key) or []):
+                for i, item in enumerate(_listed(ctx, where, obj, key)):
                     self.add(ctx, where.at(f"{key}[{i}]"), item)
         elif not isinstance(obj.get("id"), str) or not obj["id"]:
             ctx.quarantine(where, "id: missing; every Langfuse trace, observation and score has one")
@@ -79,7 +88,7 @@ class _Export:
         else:
             self.traces.setdefault(obj["id"], (where, obj))
             for key, into in (("observations", self.observations), ("scores", self.scores)):
-                for i, item in enumerate(obj.get(key) or []):
+                for i, item in enumerate(_listed(ctx, where, obj, key)):
                     if isinstance(item, dict) and isinstance(item.get("id"), str):
                         into.setdefault(item["id"], (where.at(f"{key}[{i}]"), {"traceId": obj["id"], **item}))
 
