@@ -56,8 +56,8 @@ def test_a_langfuse_list_that_is_not_a_list_is_quarantined_not_a_crash(tmp_path)
     trace = {"id": "t-1", "name": "support", "input": "Hi", "output": "Hello", "observations": True}
     (tmp_path / "src/traces.json").write_text(json.dumps({"traces": [trace], "scores": False}), encoding="utf-8")
     _, _, quarantined, _ = run_import("langfuse", tmp_path / "out", source=tmp_path / "src")
-    assert "observations: must be a list, not bool" in reasons(quarantined)
-    assert "scores: must be a list, not bool" in reasons(quarantined)
+    assert "observations: must be a list or an API page {\"data\": [...]}, not bool" in reasons(quarantined)
+    assert "scores: must be a list or an API page {\"data\": [...]}, not bool" in reasons(quarantined)
 
 
 @pytest.mark.parametrize("fmt, file", [("langsmith", "runs.jsonl"), ("langfuse", "traces.json")])
@@ -217,9 +217,66 @@ def test_langfuse_generations_tools_and_scores(tmp_path):
     assert report["rating_scales"] == {"helpfulness": [1, 5]}
     text = reasons(quarantined)
     assert "output: missing (the generation failed: Request timed out)" in text
-    assert "traceId: 00000000000000000000000000000bad is not an imported generation or trace" in text
+    assert "traceId: 00000000000000000000000000000bad is not an imported trace" in text
     assert "scores.jsonl:4: not JSON" in text
     assert report["skipped"]["score about a session, not a trace or observation"] == 1
+
+
+def test_langfuse_exports_from_either_api_version_give_the_same_records_and_the_correction_trains(tmp_path):
+    """tests/data/import/langfuse-v3 is the export of tests/data/import/langfuse read through the newer API: a
+    GET /api/public/traces page (observation and score ids only), GET /api/public/v2/observations cursor pages
+    (input/output as raw JSON text) and GET /api/public/v3/scores cursor pages (`subject`, polymorphic `value`)."""
+    from tests.test_extract import extract, params  # noqa: F401  (the extract stage's own test harness)
+
+    v1 = run_import("langfuse", tmp_path / "v1")
+    v3 = run_import("langfuse", tmp_path / "v3", source=DATA / "langfuse-v3")
+    assert v3[0] == v1[0] and len(v1[0]) == 3
+    assert v3[1] == v1[1] and len(v1[1]) == 8
+    edit = by_id(v3[1], "event_id")["langfuse-score-corr-1"]
+    assert edit["kind"] == "edit" and edit["interaction_id"] == "langfuse-c3d4e5f607182930"
+    assert v3[3]["skipped"]["score about a session, not a trace or observation"] == 1
+    assert "subject.id: 00000000000000000000000000000bad is not an imported trace" in reasons(v3[2])
+    # extraction turns the correction into a preference pair: the corrected answer over the original
+    root = tmp_path / "cycle"
+    (root / "logs").mkdir(parents=True)
+    for name in ("interactions.jsonl", "feedback.jsonl"):
+        shutil.copy(tmp_path / "v3" / name, root / "logs" / name)
+    (root / "evals/heldout").mkdir(parents=True)
+    (root / "evals/heldout/prompts.jsonl").write_text('{"id": "h-0", "prompt": "What are your opening hours?"}\n')
+    _, rows, _ = extract(root, signals=["edit"])
+    (pair,) = rows["pairs"]
+    assert pair["meta"]["rule"] == "edit" and pair["meta"]["event_ids"] == ["langfuse-score-corr-1"]
+    assert pair["chosen"][0]["content"] == edit["edit"]["output_messages"][0]["content"]
+    assert pair["rejected"][0]["content"].startswith("Sorry about that!")
+
+
+def test_langfuse_pages_inside_an_export_wrapper_are_read(tmp_path):
+    """A wrapper whose `scores` is an API page (as saved from GET /api/public/v2/scores) was quarantined whole."""
+    (tmp_path / "src").mkdir()
+    traces = json.loads((DATA / "langfuse" / "traces.json").read_text(encoding="utf-8"))
+    nested = [{"traceId": t["id"], **s} for t in traces for s in t.pop("scores")]
+    wrapper = {"traces": {"data": traces, "meta": {"page": 1, "limit": 50, "totalItems": 3, "totalPages": 1}},
+               "scores": {"data": nested, "meta": {"cursor": "eyJwYWdlIjoyfQ"}}}
+    (tmp_path / "src/export.json").write_text(json.dumps(wrapper), encoding="utf-8")
+    interactions, events, quarantined, _ = run_import("langfuse", tmp_path / "out", source=tmp_path / "src")
+    assert len(interactions) == 3 and {e["kind"] for e in events} == {"edit", "rating", "comment", "judge"}
+    assert len(events) == len(nested) + 1  # the rating's comment is its own event
+    assert quarantined[0]["path"] == "traces.data[2].observations[0]" and "output: missing" in quarantined[0]["reason"]
+
+
+def test_langfuse_v3_scores_about_sessions_and_experiments_are_skipped_and_said_so(tmp_path):
+    scores = [{"id": f"s-{kind}", "name": "csat", "value": True, "dataType": "BOOLEAN", "source": "API",
+               "timestamp": "2026-01-01T00:00:00Z", "subject": {"kind": kind, "id": f"{kind}-1"}}
+              for kind in ("session", "experiment")]
+    (tmp_path / "scores.json").write_text(json.dumps({"data": scores, "meta": {}}), encoding="utf-8")
+    p = rlops("import", "langfuse", str(tmp_path / "scores.json"), "--out", str(tmp_path / "o"), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr  # nothing is wrong with the input: there is nothing to train on in it
+    skipped = next(line for line in p.stdout.splitlines() if line.lstrip().startswith("skipped"))
+    assert skipped.split()[:2] == ["skipped", "2"]
+    assert "score about a session, not a trace or observation (1)" in skipped
+    assert "score about an experiment (dataset run), not a trace or observation (1)" in skipped
+    assert "nothing to import" in p.stderr and "quarantine.jsonl" not in p.stderr
+    assert (tmp_path / "o" / "quarantine.jsonl").read_text(encoding="utf-8") == ""
 
 
 def test_langfuse_scale_option_widens_the_rating_scale(tmp_path):
@@ -476,7 +533,8 @@ def test_cli_imports_prints_the_summary_and_writes_the_default_folder(tmp_path):
     assert lines[1].split()[:2] == ["interactions", "4"] and lines[1].endswith(str(out / "interactions.jsonl"))
     assert lines[2].split()[:2] == ["feedback", "7"] and "(comment 2, edit 1, judge 1, pairwise 1, rating 2)" in lines[2]
     assert lines[3].split()[:2] == ["quarantined", "3"]
-    assert lines[4].startswith("  unmapped keys 3") and "run.inputs.model (2)" in lines[4]
+    assert lines[4] == "  skipped       0"
+    assert lines[5].startswith("  unmapped keys 3") and "run.inputs.model (2)" in lines[5]
     assert sorted(x.name for x in out.iterdir()) == sorted(OUTPUTS)
     # what the importer wrote passes `rlops validate`
     v = rlops("validate", str(out / "interactions.jsonl"), str(out / "feedback.jsonl"), cwd=tmp_path)
@@ -498,7 +556,7 @@ def test_cli_refuses_bad_arguments_with_exit_2(tmp_path):
 def test_cli_exits_2_when_nothing_could_be_imported(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"chosen": 1}\nnot json\n', encoding="utf-8")
     p = rlops("import", "hh-rlhf", str(tmp_path / "bad.jsonl"), "--out", str(tmp_path / "o"), cwd=tmp_path)
-    assert p.returncode == 2 and "nothing imported" in p.stderr
+    assert p.returncode == 2 and "nothing imported" in p.stderr and "2 records quarantined" in p.stderr
     assert len((tmp_path / "o" / "quarantine.jsonl").read_text(encoding="utf-8").splitlines()) == 2
 
 
