@@ -481,6 +481,46 @@ def test_duplicate_ids_are_quarantined_not_written_twice(tmp_path):
                                       f"{tmp_path / 'twice.jsonl'}:1"}]
 
 
+ID_FORMATS = ("otel", "openai", "langfuse", "langsmith")  # records that carry their own ids; the datasets derive them
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_an_export_read_twice_writes_no_id_twice_and_quarantines_every_repeat(fmt, tmp_path):
+    """The same export in two folders: a source id seen again is quarantined with its place and the first one's;
+    rows of a dataset have no id of their own, so their ids come from file and line and never collide."""
+    for copy in ("a", "b"):
+        shutil.copytree(DATA / fmt, tmp_path / "src" / copy)
+    once = run_import(fmt, tmp_path / "once", source=tmp_path / "src" / "a")
+    twice = run_import(fmt, tmp_path / "twice", source=tmp_path / "src")
+    for records, key in ((twice[0], "interaction_id"), (twice[1], "event_id")):
+        ids = [r[key] for r in records]
+        assert len(ids) == len(set(ids)), key
+    if fmt not in ID_FORMATS:
+        assert len(twice[0]) == 2 * len(once[0])
+        return
+    assert twice[0] == once[0] and twice[1] == once[1]
+    repeats = [q for q in twice[2] if "repeats the" in q["reason"]]
+    assert repeats and all(q["file"].startswith(str(tmp_path / "src" / "b")) and isinstance(q["line"], int)
+                           for q in repeats)
+    assert all(str(tmp_path / "src" / "a") in q["reason"] for q in repeats)  # the first copy is named
+
+
+def test_a_langfuse_or_langsmith_record_repeated_in_one_file_is_quarantined(tmp_path):
+    """Langfuse kept the first copy of a repeated id silently; LangSmith did so for runs."""
+    for fmt, file, first in (("langfuse", "scores.jsonl", 2), ("langsmith", "runs.jsonl", 1)):
+        src = tmp_path / fmt
+        shutil.copytree(DATA / fmt, src)
+        text = (src / file).read_text(encoding="utf-8")
+        line = text.splitlines()[first - 1]
+        (src / file).write_text(text + line + "\n", encoding="utf-8")
+        _, _, quarantined, _ = run_import(fmt, tmp_path / f"{fmt}-out", source=src)
+        last = len(text.splitlines()) + 1
+        (repeat,) = [q for q in quarantined if q["line"] == last]
+        assert repeat["file"] == str(src / file)
+        assert repeat["reason"] == f"id: {json.loads(line)['id']} repeats the {'score' if fmt == 'langfuse' else 'run'} " \
+                                   f"from {src / file}:{first}"
+
+
 def test_unicode_line_separators_stay_inside_their_record(tmp_path):
     row = {"prompt": "Zeile\u2028eins", "completion": "caf\u00e9\x85 ok\u2029", "label": True}
     (tmp_path / "rows.jsonl").write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
