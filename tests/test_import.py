@@ -521,6 +521,32 @@ def test_a_langfuse_or_langsmith_record_repeated_in_one_file_is_quarantined(tmp_
                                    f"from {src / file}:{first}"
 
 
+DEEP = "[" * 200_000 + "]" * 200_000  # deeper than Python's stack: json.loads raises RecursionError on it
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_a_deeply_nested_line_is_quarantined_and_the_rest_imported(fmt, tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(DATA / fmt, src)
+    (src / "deep.jsonl").write_text(DEEP + "\n" + '{"a": ' * 300 + "1" + "}" * 300 + "\n", encoding="utf-8")
+    plain = run_import(fmt, tmp_path / "plain")
+    interactions, events, quarantined, _ = run_import(fmt, tmp_path / "out", source=src)
+    assert (interactions, events) == (plain[0], plain[1])
+    deep = [q for q in quarantined if q["file"] == str(src / "deep.jsonl")]
+    assert [q["line"] for q in deep] == [1, 2]
+    assert all(q["reason"].startswith("nested more than 200 levels deep") for q in deep)
+
+
+def test_a_deeply_nested_array_element_is_skipped_and_the_elements_after_it_read(tmp_path):
+    rows = [{"prompt": "a", "completion": "b", "label": True}, {"prompt": "c", "completion": "d", "label": False}]
+    text = "[\n" + json.dumps(rows[0]) + ",\n" + DEEP + ",\n" + json.dumps(rows[1]) + "\n]\n"
+    (tmp_path / "rows.json").write_text(text, encoding="utf-8")
+    interactions, _, quarantined, _ = run_import("trl-unpaired", tmp_path / "out", source=tmp_path / "rows.json")
+    assert [i["output_messages"][0]["content"] for i in interactions] == ["b", "d"]
+    assert [(q["line"], q["path"]) for q in quarantined] == [(3, "[1]")]
+    assert quarantined[0]["reason"].startswith("nested more than 200 levels deep")
+
+
 def test_unicode_line_separators_stay_inside_their_record(tmp_path):
     row = {"prompt": "Zeile\u2028eins", "completion": "caf\u00e9\x85 ok\u2029", "label": True}
     (tmp_path / "rows.jsonl").write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -52,7 +52,7 @@ from rlops.observe.importers.messages import arguments_object, messages, output_
 from rlops.observe.importers.records import (Context, Malformed, actor, attach_steps, epoch,
                                              feedback, hex_id, interaction, millis_between, number, safe_id,
                                              score_scale, source_time, text_or_none, usage, user_id)
-from rlops.observe.importers.source import Where
+from rlops.observe.importers.source import Where, loads
 
 READ_UNIT = "records"
 SKIPPED_SUBJECT = {"session": "score about a session, not a trace or observation",
@@ -114,7 +114,7 @@ def _io(value: Any) -> Any:
     a JSON object or array is read as that value (other text stays text)."""
     if isinstance(value, str) and value[:1] in "{[" and value.rstrip()[-1:] in "}]":
         try:
-            parsed = json.loads(value)
+            parsed = loads(value)
         except (ValueError, RecursionError):
             return value
         if isinstance(parsed, (dict, list)):
@@ -378,7 +378,7 @@ def _boolean(s: dict) -> int:
 def _corrected(ctx: Context, text: str) -> list[dict[str, Any]]:
     """A correction is the corrected output: chat message(s) as JSON, or the answer's text."""
     try:
-        parsed = json.loads(text)
+        parsed = loads(text)
     except ValueError:
         parsed = None
     if isinstance(parsed, (dict, list)):

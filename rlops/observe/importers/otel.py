@@ -46,7 +46,7 @@ from typing import Any
 from rlops.observe.importers.messages import arguments_object, messages, system_text, tool_definitions
 from rlops.observe.importers.records import (Context, Malformed, actor, feedback, hex_id, interaction, number,
                                              safe_id, sha1, source_time, usage, user_id)
-from rlops.observe.importers.source import Where
+from rlops.observe.importers.source import Where, loads
 
 READ_UNIT = "spans and log records"
 EVALUATION = "gen_ai.evaluation.result"
@@ -319,7 +319,7 @@ def _json_attr(span: Span, key: str) -> Any:
     if key == "gen_ai.system_instructions" and not value.lstrip().startswith(("[", "{")):
         return value
     try:
-        return json.loads(value)
+        return loads(value)
     except ValueError as e:
         raise Malformed(f"attributes.{key}: not JSON: {e}") from None
 
@@ -396,7 +396,7 @@ def _steps(ctx: Context, order: list[Span], spans: dict[str, Span], top_of: dict
             result = span.attrs["gen_ai.tool.call.result"]
             if isinstance(result, str):
                 try:
-                    result = json.loads(result)
+                    result = loads(result)
                 except ValueError:
                     pass  # a plain-text result stays text
             step["result"] = result
