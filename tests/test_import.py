@@ -428,13 +428,13 @@ def corrupt(value, data, depth: int = 0):
     return copy
 
 
-@pytest.mark.parametrize("fmt", list(FORMATS))
+@pytest.mark.parametrize("fmt, folder", [(f, f) for f in FORMATS] + [("langfuse", "langfuse-v3")])
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_random_and_corrupted_records_never_crash_and_are_accounted_for(fmt, data, tmp_path_factory):
+def test_random_and_corrupted_records_never_crash_and_are_accounted_for(fmt, folder, data, tmp_path_factory):
     """Every output stays valid; for row datasets, read = imported rows + quarantined + skipped."""
     src = tmp_path_factory.mktemp("src")
-    for f in sorted((DATA / fmt).iterdir()):
+    for f in sorted((DATA / folder).iterdir()):
         if f.suffix == ".json":
             doc = json.loads(f.read_text(encoding="utf-8"))
             text = json.dumps(corrupt(doc, data) if data.draw(st.booleans()) else doc)
