@@ -22,6 +22,7 @@ from rlops.errors import InvalidInput
 from rlops.observe.importers import FORMATS
 from rlops.observe.importers.records import Options
 from rlops.observe.importers.run import OUTPUTS, import_logs
+from rlops.observe.importers.source import records as source_records
 from rlops.spec.schema import load_schema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -503,6 +504,9 @@ def test_an_export_read_twice_writes_no_id_twice_and_quarantines_every_repeat(fm
     assert repeats and all(q["file"].startswith(str(tmp_path / "src" / "b")) and isinstance(q["line"], int)
                            for q in repeats)
     assert all(str(tmp_path / "src" / "a") in q["reason"] for q in repeats)  # the first copy is named
+    for path in sorted((tmp_path / "src" / "b").iterdir()):  # every record of the second copy is accounted for
+        starts = {w.line for w, _ in source_records(path, str(path), path.name, lambda w, r: None)}
+        assert starts <= {q["line"] for q in twice[2] if q["file"] == str(path)}, path.name
 
 
 def test_a_langfuse_or_langsmith_record_repeated_in_one_file_is_quarantined(tmp_path):
