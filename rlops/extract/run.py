@@ -165,7 +165,9 @@ def _reason(raw: str, reason: str, sql_id: str | None, stream: str, file: str, n
         obj = json.loads(raw, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
         return f"not JSON: {e.msg} (column {e.colno})"
-    except (ValueError, RecursionError) as e:
+    except RecursionError:
+        return "nested too deeply to read (arrays and objects); no log record needs that"
+    except ValueError as e:
         return f"not JSON: {e}"
     return reason if isinstance(obj, dict) else f"not a JSON object: {type(obj).__name__}"
 
