@@ -91,22 +91,17 @@ def _is_listing(value: Any) -> bool:
     return isinstance(value, list) or _page(value)
 
 
-def _subject(s: dict) -> tuple[str, Any, Any]:
-    """(kind, id, trace id) of what a score is about: the v3 `subject` {kind, id, traceId}, else the v1/v2 fields
-    observationId (with traceId), traceId, sessionId or datasetRunId."""
+def _subject(s: dict) -> tuple[str, Any]:
+    """(kind, id) of what a score is about: the v3 `subject` {kind, id, traceId}, else the v1/v2 fields
+    observationId, traceId, sessionId or datasetRunId (an observation's id is unique within its export)."""
     subject = s.get("subject")
     if isinstance(subject, dict):
-        kind = str(subject.get("kind") or "").lower()
-        return kind, subject.get("id"), subject.get("traceId") if kind == "observation" else subject.get("id")
-    if s.get("observationId"):
-        return "observation", s["observationId"], s.get("traceId")
-    if s.get("traceId"):
-        return "trace", s["traceId"], s["traceId"]
-    if s.get("sessionId"):
-        return "session", s["sessionId"], None
-    if s.get("datasetRunId"):
-        return "experiment", s["datasetRunId"], None
-    return "", None, None
+        return str(subject.get("kind") or "").lower(), subject.get("id")
+    for field, kind in (("observationId", "observation"), ("traceId", "trace"), ("sessionId", "session"),
+                        ("datasetRunId", "experiment")):
+        if s.get(field):
+            return kind, s[field]
+    return "", None
 
 
 def _io(value: Any) -> Any:
@@ -283,7 +278,7 @@ def _scores(ctx: Context, export: _Export, target: dict[str, str]) -> Iterator:
             numeric.setdefault(str(s.get("name")), []).append(s["value"])
     scales = {name: score_scale(ctx, name, values) for name, values in sorted(numeric.items())}
     for where, s in export.scores.values():
-        kind, subject, _ = _subject(s)
+        kind, subject = _subject(s)
         if kind in ("session", "experiment"):
             ctx.skipped[SKIPPED_SUBJECT[kind]] += 1
             continue
