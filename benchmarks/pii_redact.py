@@ -3,7 +3,7 @@ and `redact_json` alone, on synthetic chat messages (JSON text) of which a share
 
     .venv/bin/python benchmarks/pii_redact.py                 # 50,000 texts, 3/7 of them with PII
     .venv/bin/python benchmarks/pii_redact.py --texts 200000
-    (cd OLD_CHECKOUT && python /path/to/benchmarks/pii_redact.py)   # an older rlops/extract/pii.py, to compare
+    PYTHONPATH=OLD_CHECKOUT .venv/bin/python benchmarks/pii_redact.py  # an older rlops/extract/pii.py, to compare
 """
 
 from __future__ import annotations
