@@ -80,15 +80,16 @@ def cmd_verdict(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from rlops.observe.importers.cli import options_from, print_summary
+    from rlops.observe.importers.cli import nothing_imported, options_from, print_summary
     from rlops.observe.importers.run import import_logs
 
     out = Path(args.out) if args.out else Path(args.root) / "data" / "imported" / args.format
     summary = import_logs(args.format, Path(args.path), out, options_from(args))
     print_summary(summary, args.path)
-    if summary.nothing_imported:
-        print(f"rlops import: nothing imported from {args.path}: see {out / 'quarantine.jsonl'}", file=sys.stderr)
-        return EXIT_INVALID
+    empty = nothing_imported(summary, args.path)
+    if empty:
+        print(empty[0], file=sys.stderr)
+        return EXIT_INVALID if empty[1] else EXIT_OK
     return EXIT_OK
 
 

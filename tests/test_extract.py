@@ -470,6 +470,26 @@ def test_pii_is_redacted_before_anything_is_written(tmp_path):
     assert rows["pairs"][0]["prompt"][1]["content"] == PII_USER
 
 
+def test_a_quarantined_line_is_redacted_as_decoded_text_and_stays_json(tmp_path):
+    """The regex ran on the encoded line: a card after `\\u0001` was matched from the escape's `u`."""
+    line = json.dumps({"broken": "4111 1111 1111 1111\x014" + "4111-1111-1111-1112", "mail": "a\nbob@example.org"})
+    root = world(tmp_path, [interaction("i-1"), line], [edit("f-1", "i-1")])
+    report, _, quarantine = extract(root)
+    (q,) = quarantine
+    assert json.loads(q["raw"]) == {"broken": "[CARD]\x01[PHONE]-1112", "mail": "a\n[EMAIL]"}
+    assert (report["pii"]["card"], report["pii"]["email"], report["pii"]["quarantine"]) == (1, 1, 3)
+
+
+def test_a_deeply_nested_line_is_quarantined_and_the_rest_extracted(tmp_path):
+    """200,000 nested brackets made every importer exit 1 (RecursionError); the extract stage must not."""
+    deep = "[" * 200_000 + "]" * 200_000
+    root = world(tmp_path, [interaction("i-1"), deep], [edit("f-1", "i-1"), deep])
+    report, rows, quarantine = extract(root)
+    assert eids(rows["pairs"]) == [["f-1"]]
+    assert [(q["file"], q["line"]) for q in quarantine] == [("logs/interactions.jsonl", 2), ("logs/feedback.jsonl", 2)]
+    assert all(q["reason"].startswith("nested too deeply to read") for q in quarantine)
+
+
 def test_the_presidio_tier_says_how_to_install_it(tmp_path):
     import importlib.util
 

@@ -140,15 +140,42 @@ def test_random_and_corrupted_logs_are_accounted_for(tmp_path_factory, interacti
                      "NW-55120", "\n", "\\", "\"", "é", "\u0007", " ", ",", "@", "1", ":"]),
     st.text(alphabet=string.ascii_letters + string.digits + " .-@:+()\n\"\\é\u0001", max_size=12)), max_size=12))
 def test_pii_redaction_keeps_json_valid_and_sql_agrees_with_python(parts):
+    check_redaction(parts)
+
+
+def check_redaction(parts: list[str]) -> str:
+    """Redaction of a JSON document holding "".join(parts): SQL and Python agree, the JSON stays valid, and the
+    decoded text is redacted exactly as `redact_text` redacts it; the redacted text is returned."""
     text = "".join(parts)
     doc = json.dumps({"content": text}, ensure_ascii=False)
     in_sql = sql().execute("SELECT pii_redact(?)", [doc]).fetchone()[0]
-    python, counts = pii.redact_text(doc)
+    python, counts = pii.redact_json(doc)
     assert in_sql == python
     redacted = json.loads(in_sql)["content"]  # still valid JSON: no escape was split
+    assert (redacted, counts) == pii.redact_text(text)  # what was redacted is the decoded text
     for found in re.findall(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}", redacted):
         raise AssertionError(f"an e-mail address survived: {found}")
     assert sum(counts.values()) == sum(redacted.count(t) - text.count(t) for t in pii.TOKENS.values())
+    return redacted
+
+
+def test_a_card_number_after_a_json_escape_is_not_read_inside_the_escape():
+    """Found by the property test (about 1 run in 50): the card pattern matched from the `u` of `\\u0001`, and the
+    result was `"[CARD]\\u[CARD]-1112"`, which is not JSON."""
+    redacted = check_redaction(["4111 1111 1111 1111", "\x014", "4111-1111-1111-1112"])
+    assert redacted == "[CARD]\x01[PHONE]-1112"  # the control character survives; the Luhn-invalid tail is a phone
+
+
+def test_pii_inside_tool_call_arguments_is_redacted_one_level_down():
+    args = json.dumps({"email": "jane.doe@example.com", "note": "\u0007 4111 1111 1111 1111"})
+    doc = json.dumps({"tool_calls": [{"function": {"name": "lookup", "arguments": args}}], "n": 4111111111111111})
+    redacted, counts = pii.redact_json(doc)
+    inner = json.loads(json.loads(redacted)["tool_calls"][0]["function"]["arguments"])
+    assert inner == {"email": "[EMAIL]", "note": "\u0007 [CARD]"}
+    assert json.loads(redacted)["n"] == "[CARD]"  # a number outside a string becomes a quoted token: still JSON
+    assert counts == {"card": 2, "email": 1, "ip": 0, "phone": 0}
+    assert pii.redact_json('{"content": "no pii here \\u00e9"}') == ('{"content": "no pii here \\u00e9"}',
+                                                                    dict.fromkeys(pii.TYPES, 0))
 
 
 @settings(max_examples=200, deadline=None)

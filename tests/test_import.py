@@ -22,6 +22,7 @@ from rlops.errors import InvalidInput
 from rlops.observe.importers import FORMATS
 from rlops.observe.importers.records import Options
 from rlops.observe.importers.run import OUTPUTS, import_logs
+from rlops.observe.importers.source import records as source_records
 from rlops.spec.schema import load_schema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,8 +57,8 @@ def test_a_langfuse_list_that_is_not_a_list_is_quarantined_not_a_crash(tmp_path)
     trace = {"id": "t-1", "name": "support", "input": "Hi", "output": "Hello", "observations": True}
     (tmp_path / "src/traces.json").write_text(json.dumps({"traces": [trace], "scores": False}), encoding="utf-8")
     _, _, quarantined, _ = run_import("langfuse", tmp_path / "out", source=tmp_path / "src")
-    assert "observations: must be a list, not bool" in reasons(quarantined)
-    assert "scores: must be a list, not bool" in reasons(quarantined)
+    assert "observations: must be a list or an API page {\"data\": [...]}, not bool" in reasons(quarantined)
+    assert "scores: must be a list or an API page {\"data\": [...]}, not bool" in reasons(quarantined)
 
 
 @pytest.mark.parametrize("fmt, file", [("langsmith", "runs.jsonl"), ("langfuse", "traces.json")])
@@ -217,9 +218,66 @@ def test_langfuse_generations_tools_and_scores(tmp_path):
     assert report["rating_scales"] == {"helpfulness": [1, 5]}
     text = reasons(quarantined)
     assert "output: missing (the generation failed: Request timed out)" in text
-    assert "traceId: 00000000000000000000000000000bad is not an imported generation or trace" in text
+    assert "traceId: 00000000000000000000000000000bad is not an imported trace" in text
     assert "scores.jsonl:4: not JSON" in text
     assert report["skipped"]["score about a session, not a trace or observation"] == 1
+
+
+def test_langfuse_exports_from_either_api_version_give_the_same_records_and_the_correction_trains(tmp_path):
+    """tests/data/import/langfuse-v3 is the export of tests/data/import/langfuse read through the newer API: a
+    GET /api/public/traces page (observation and score ids only), GET /api/public/v2/observations cursor pages
+    (input/output as raw JSON text) and GET /api/public/v3/scores cursor pages (`subject`, polymorphic `value`)."""
+    from tests.test_extract import extract, params  # noqa: F401  (the extract stage's own test harness)
+
+    v1 = run_import("langfuse", tmp_path / "v1")
+    v3 = run_import("langfuse", tmp_path / "v3", source=DATA / "langfuse-v3")
+    assert v3[0] == v1[0] and len(v1[0]) == 3
+    assert v3[1] == v1[1] and len(v1[1]) == 8
+    edit = by_id(v3[1], "event_id")["langfuse-score-corr-1"]
+    assert edit["kind"] == "edit" and edit["interaction_id"] == "langfuse-c3d4e5f607182930"
+    assert v3[3]["skipped"]["score about a session, not a trace or observation"] == 1
+    assert "subject.id: 00000000000000000000000000000bad is not an imported trace" in reasons(v3[2])
+    # extraction turns the correction into a preference pair: the corrected answer over the original
+    root = tmp_path / "cycle"
+    (root / "logs").mkdir(parents=True)
+    for name in ("interactions.jsonl", "feedback.jsonl"):
+        shutil.copy(tmp_path / "v3" / name, root / "logs" / name)
+    (root / "evals/heldout").mkdir(parents=True)
+    (root / "evals/heldout/prompts.jsonl").write_text('{"id": "h-0", "prompt": "What are your opening hours?"}\n')
+    _, rows, _ = extract(root, signals=["edit"])
+    (pair,) = rows["pairs"]
+    assert pair["meta"]["rule"] == "edit" and pair["meta"]["event_ids"] == ["langfuse-score-corr-1"]
+    assert pair["chosen"][0]["content"] == edit["edit"]["output_messages"][0]["content"]
+    assert pair["rejected"][0]["content"].startswith("Sorry about that!")
+
+
+def test_langfuse_pages_inside_an_export_wrapper_are_read(tmp_path):
+    """A wrapper whose `scores` is an API page (as saved from GET /api/public/v2/scores) was quarantined whole."""
+    (tmp_path / "src").mkdir()
+    traces = json.loads((DATA / "langfuse" / "traces.json").read_text(encoding="utf-8"))
+    nested = [{"traceId": t["id"], **s} for t in traces for s in t.pop("scores")]
+    wrapper = {"traces": {"data": traces, "meta": {"page": 1, "limit": 50, "totalItems": 3, "totalPages": 1}},
+               "scores": {"data": nested, "meta": {"cursor": "eyJwYWdlIjoyfQ"}}}
+    (tmp_path / "src/export.json").write_text(json.dumps(wrapper), encoding="utf-8")
+    interactions, events, quarantined, _ = run_import("langfuse", tmp_path / "out", source=tmp_path / "src")
+    assert len(interactions) == 3 and {e["kind"] for e in events} == {"edit", "rating", "comment", "judge"}
+    assert len(events) == len(nested) + 1  # the rating's comment is its own event
+    assert quarantined[0]["path"] == "traces.data[2].observations[0]" and "output: missing" in quarantined[0]["reason"]
+
+
+def test_langfuse_v3_scores_about_sessions_and_experiments_are_skipped_and_said_so(tmp_path):
+    scores = [{"id": f"s-{kind}", "name": "csat", "value": True, "dataType": "BOOLEAN", "source": "API",
+               "timestamp": "2026-01-01T00:00:00Z", "subject": {"kind": kind, "id": f"{kind}-1"}}
+              for kind in ("session", "experiment")]
+    (tmp_path / "scores.json").write_text(json.dumps({"data": scores, "meta": {}}), encoding="utf-8")
+    p = rlops("import", "langfuse", str(tmp_path / "scores.json"), "--out", str(tmp_path / "o"), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr  # nothing is wrong with the input: there is nothing to train on in it
+    skipped = next(line for line in p.stdout.splitlines() if line.lstrip().startswith("skipped"))
+    assert skipped.split()[:2] == ["skipped", "2"]
+    assert "score about a session, not a trace or observation (1)" in skipped
+    assert "score about an experiment (dataset run), not a trace or observation (1)" in skipped
+    assert "nothing to import" in p.stderr and "quarantine.jsonl" not in p.stderr
+    assert (tmp_path / "o" / "quarantine.jsonl").read_text(encoding="utf-8") == ""
 
 
 def test_langfuse_scale_option_widens_the_rating_scale(tmp_path):
@@ -371,13 +429,13 @@ def corrupt(value, data, depth: int = 0):
     return copy
 
 
-@pytest.mark.parametrize("fmt", list(FORMATS))
+@pytest.mark.parametrize("fmt, folder", [(f, f) for f in FORMATS] + [("langfuse", "langfuse-v3")])
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_random_and_corrupted_records_never_crash_and_are_accounted_for(fmt, data, tmp_path_factory):
+def test_random_and_corrupted_records_never_crash_and_are_accounted_for(fmt, folder, data, tmp_path_factory):
     """Every output stays valid; for row datasets, read = imported rows + quarantined + skipped."""
     src = tmp_path_factory.mktemp("src")
-    for f in sorted((DATA / fmt).iterdir()):
+    for f in sorted((DATA / folder).iterdir()):
         if f.suffix == ".json":
             doc = json.loads(f.read_text(encoding="utf-8"))
             text = json.dumps(corrupt(doc, data) if data.draw(st.booleans()) else doc)
@@ -422,6 +480,77 @@ def test_duplicate_ids_are_quarantined_not_written_twice(tmp_path):
     assert quarantined == [{"file": str(tmp_path / "twice.jsonl"), "line": 2,
                             "reason": "interaction_id: openai-chatcmpl-BDx1aZ repeats the interaction from "
                                       f"{tmp_path / 'twice.jsonl'}:1"}]
+
+
+ID_FORMATS = ("otel", "openai", "langfuse", "langsmith")  # records that carry their own ids; the datasets derive them
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_an_export_read_twice_writes_no_id_twice_and_quarantines_every_repeat(fmt, tmp_path):
+    """The same export in two folders: a source id seen again is quarantined with its place and the first one's;
+    rows of a dataset have no id of their own, so their ids come from file and line and never collide."""
+    for copy in ("a", "b"):
+        shutil.copytree(DATA / fmt, tmp_path / "src" / copy)
+    once = run_import(fmt, tmp_path / "once", source=tmp_path / "src" / "a")
+    twice = run_import(fmt, tmp_path / "twice", source=tmp_path / "src")
+    for records, key in ((twice[0], "interaction_id"), (twice[1], "event_id")):
+        ids = [r[key] for r in records]
+        assert len(ids) == len(set(ids)), key
+    if fmt not in ID_FORMATS:
+        assert len(twice[0]) == 2 * len(once[0])
+        return
+    assert twice[0] == once[0] and twice[1] == once[1]
+    repeats = [q for q in twice[2] if "repeats the" in q["reason"]]
+    assert repeats and all(q["file"].startswith(str(tmp_path / "src" / "b")) and isinstance(q["line"], int)
+                           for q in repeats)
+    assert all(str(tmp_path / "src" / "a") in q["reason"] for q in repeats)  # the first copy is named
+    for path in sorted((tmp_path / "src" / "b").iterdir()):  # every record of the second copy is a repeat
+        first_bad = {q["line"] for q in once[2] if Path(q["file"]).name == path.name}
+        starts = {w.line for w, _ in source_records(path, str(path), path.name, lambda w, r: None)} - first_bad
+        assert starts <= {q["line"] for q in twice[2] if q["file"] == str(path) and "repeats the" in q["reason"]}, \
+            path.name
+
+
+def test_a_langfuse_or_langsmith_record_repeated_in_one_file_is_quarantined(tmp_path):
+    """Langfuse kept the first copy of a repeated id silently; LangSmith did so for runs."""
+    for fmt, file, first in (("langfuse", "scores.jsonl", 2), ("langsmith", "runs.jsonl", 1)):
+        src = tmp_path / fmt
+        shutil.copytree(DATA / fmt, src)
+        text = (src / file).read_text(encoding="utf-8")
+        line = text.splitlines()[first - 1]
+        (src / file).write_text(text + line + "\n", encoding="utf-8")
+        _, _, quarantined, _ = run_import(fmt, tmp_path / f"{fmt}-out", source=src)
+        last = len(text.splitlines()) + 1
+        (repeat,) = [q for q in quarantined if q["line"] == last]
+        assert repeat["file"] == str(src / file)
+        assert repeat["reason"] == f"id: {json.loads(line)['id']} repeats the {'score' if fmt == 'langfuse' else 'run'} " \
+                                   f"from {src / file}:{first}"
+
+
+DEEP = "[" * 200_000 + "]" * 200_000  # deeper than Python's stack: json.loads raises RecursionError on it
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_a_deeply_nested_line_is_quarantined_and_the_rest_imported(fmt, tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(DATA / fmt, src)
+    (src / "deep.jsonl").write_text(DEEP + "\n" + '{"a": ' * 300 + "1" + "}" * 300 + "\n", encoding="utf-8")
+    plain = run_import(fmt, tmp_path / "plain")
+    interactions, events, quarantined, _ = run_import(fmt, tmp_path / "out", source=src)
+    assert (interactions, events) == (plain[0], plain[1])
+    deep = [q for q in quarantined if q["file"] == str(src / "deep.jsonl")]
+    assert [q["line"] for q in deep] == [1, 2]
+    assert all(q["reason"].startswith("nested more than 200 levels deep") for q in deep)
+
+
+def test_a_deeply_nested_array_element_is_skipped_and_the_elements_after_it_read(tmp_path):
+    rows = [{"prompt": "a", "completion": "b", "label": True}, {"prompt": "c", "completion": "d", "label": False}]
+    text = "[\n" + json.dumps(rows[0]) + ",\n" + DEEP + ",\n" + json.dumps(rows[1]) + "\n]\n"
+    (tmp_path / "rows.json").write_text(text, encoding="utf-8")
+    interactions, _, quarantined, _ = run_import("trl-unpaired", tmp_path / "out", source=tmp_path / "rows.json")
+    assert [i["output_messages"][0]["content"] for i in interactions] == ["b", "d"]
+    assert [(q["line"], q["path"]) for q in quarantined] == [(3, "[1]")]
+    assert quarantined[0]["reason"].startswith("nested more than 200 levels deep")
 
 
 def test_unicode_line_separators_stay_inside_their_record(tmp_path):
@@ -476,7 +605,8 @@ def test_cli_imports_prints_the_summary_and_writes_the_default_folder(tmp_path):
     assert lines[1].split()[:2] == ["interactions", "4"] and lines[1].endswith(str(out / "interactions.jsonl"))
     assert lines[2].split()[:2] == ["feedback", "7"] and "(comment 2, edit 1, judge 1, pairwise 1, rating 2)" in lines[2]
     assert lines[3].split()[:2] == ["quarantined", "3"]
-    assert lines[4].startswith("  unmapped keys 3") and "run.inputs.model (2)" in lines[4]
+    assert lines[4] == "  skipped       0"
+    assert lines[5].startswith("  unmapped keys 3") and "run.inputs.model (2)" in lines[5]
     assert sorted(x.name for x in out.iterdir()) == sorted(OUTPUTS)
     # what the importer wrote passes `rlops validate`
     v = rlops("validate", str(out / "interactions.jsonl"), str(out / "feedback.jsonl"), cwd=tmp_path)
@@ -498,7 +628,7 @@ def test_cli_refuses_bad_arguments_with_exit_2(tmp_path):
 def test_cli_exits_2_when_nothing_could_be_imported(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"chosen": 1}\nnot json\n', encoding="utf-8")
     p = rlops("import", "hh-rlhf", str(tmp_path / "bad.jsonl"), "--out", str(tmp_path / "o"), cwd=tmp_path)
-    assert p.returncode == 2 and "nothing imported" in p.stderr
+    assert p.returncode == 2 and "nothing imported" in p.stderr and "2 records quarantined" in p.stderr
     assert len((tmp_path / "o" / "quarantine.jsonl").read_text(encoding="utf-8").splitlines()) == 2
 
 

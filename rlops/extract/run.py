@@ -119,7 +119,7 @@ def _locate_quarantined(con: Any, params: ExtractParams, interactions: engine.So
         lines = {stream: engine.locate(source, counts, wanted) for stream, source, counts, wanted in jobs}
         if params.pii == "off":
             return lines, None
-        return lines, {stream: {k: pii.redact_text(raw) for k, (_, _, raw) in found.items()} for stream, found in lines.items()}
+        return lines, {stream: {k: pii.redact_json(raw) for k, (_, _, raw) in found.items()} for stream, found in lines.items()}
 
     return pool.submit(read)
 
@@ -133,7 +133,7 @@ def _quarantine(con: Any, params: ExtractParams, interactions: engine.Source, fe
         if source.format == "parquet":
             _parquet_raw(con, source, lines[stream])
             if redacted is not None:
-                redacted[stream] = {k: pii.redact_text(raw) for k, (_, _, raw) in lines[stream].items()}
+                redacted[stream] = {k: pii.redact_json(raw) for k, (_, _, raw) in lines[stream].items()}
     ids = {"interactions": "SELECT k, iid FROM ix", "feedback": "SELECT k, eid FROM fb"}
     for stream in ("interactions", "feedback"):
         rows = con.execute(f"""SELECT q.k, string_agg(q.reason, '; ' ORDER BY q.reason), any_value(q.ref_k), any_value(t.id)
@@ -165,7 +165,9 @@ def _reason(raw: str, reason: str, sql_id: str | None, stream: str, file: str, n
         obj = json.loads(raw, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
         return f"not JSON: {e.msg} (column {e.colno})"
-    except (ValueError, RecursionError) as e:
+    except RecursionError:
+        return "nested too deeply to read (arrays and objects); no log record needs that"
+    except ValueError as e:
         return f"not JSON: {e}"
     return reason if isinstance(obj, dict) else f"not a JSON object: {type(obj).__name__}"
 

@@ -48,8 +48,27 @@ def print_summary(summary: Summary, source: str) -> None:
     print(f"  interactions  {summary.interactions:<6} {out / OUTPUTS[0]}")
     print(f"  feedback      {sum(summary.feedback.values()):<6} {out / OUTPUTS[1]}" + (f" ({kinds})" if kinds else ""))
     print(f"  quarantined   {summary.quarantined:<6} {out / OUTPUTS[2]}")
+    skipped = sorted(summary.skipped.items(), key=lambda kv: (-kv[1], kv[0]))
+    print(f"  skipped       {sum(summary.skipped.values()):<6} " + "; ".join(f"{k} ({n})" for k, n in skipped)
+          if skipped else "  skipped       0")
     keys = sorted(summary.unmapped.items(), key=lambda kv: (-kv[1], kv[0]))
     shown = ", ".join(f"{k} ({n})" for k, n in keys[:SHOWN_KEYS])
     more = f", and {len(keys) - SHOWN_KEYS} more" if len(keys) > SHOWN_KEYS else ""
     print(f"  unmapped keys {len(keys):<6} {shown}{more}" if keys else "  unmapped keys 0")
     print(f"  report        {out / OUTPUTS[3]}")
+
+
+def nothing_imported(summary: Summary, source: str) -> tuple[str, bool] | None:
+    """When the import wrote no record: what to tell the user, and whether it is an error (None when it wrote some).
+
+    Quarantined records are problems to fix (the message points at quarantine.jsonl); records that were only
+    skipped are by design (a score about a session has no answer to train on), so that is said, not an error."""
+    if not summary.nothing_imported:
+        return None
+    if summary.quarantined:
+        return (f"rlops import: nothing imported from {source}: {summary.quarantined} records quarantined, "
+                f"see {summary.out / OUTPUTS[2]}"), True
+    if summary.skipped:
+        return (f"rlops import: nothing to import from {source}: {sum(summary.skipped.values())} records skipped "
+                "(listed above); they hold nothing an interaction or feedback event can carry"), False
+    return f"rlops import: nothing imported from {source}: it holds no {summary.read_unit}", True

@@ -1,8 +1,18 @@
 """Langfuse export -> rlops interactions (one per GENERATION), tool steps, and feedback from scores.
 
 Accepted records (JSONL lines or JSON array elements, in any mix): traces as the public API returns them
-(GET /api/public/traces/{id}: a trace with nested `observations` and `scores`), observations and scores on their
-own (joined on `traceId`), and API pages {"data": [...]}.
+(GET /api/public/traces/{id}: a trace with nested `observations` and `scores`; GET /api/public/traces: traces
+that list only the ids of theirs), observations and scores on their own (joined on their trace), API pages
+{"data": [...], "meta": {...}} with page numbers or a cursor, and wrappers {"traces", "observations", "scores"}
+whose values are lists or pages. Both API versions, as defined in Langfuse's Fern API definitions
+(github.com/langfuse/langfuse, fern/apis/server/definition/, read at commit 62751446):
+- v1/v2: `trace.yml` (Traces, commons.TraceWithFullDetails), `legacy/observations-v1.yml` (ObservationsViews),
+  `scores.yml` GET /api/public/v2/scores (commons.Score: `traceId`, `observationId`, `sessionId`, `datasetRunId`;
+  `value` a number, text in `stringValue`), offset pages (`utils/pagination.yml` MetaResponse);
+- v3: `observations.yml` GET /api/public/v2/observations (commons.ObservationV2: `input`/`output` returned as raw
+  JSON text, the trace's name, user, session and release copied on each one; cursor pages), `scores-v3.yml`
+  GET /api/public/v3/scores (ScoreV3: `subject` {kind: trace | observation | session | experiment, id, traceId};
+  `value` a number, a boolean or text by `dataType`; cursor pages).
 
 | Langfuse                                    | rlops                                                      |
 |---------------------------------------------|------------------------------------------------------------|
@@ -23,11 +33,12 @@ own (joined on `traceId`), and API pages {"data": [...]}.
 | score CATEGORICAL / TEXT                    | comment {text: '<name>: <value>'}                          |
 | score CORRECTION (or name 'correction')     | edit {output_messages: the corrected output}               |
 | score `comment` (rating scores)             | a comment event beside the rating                          |
-| score `observationId` / `traceId`           | the generation's interaction / the trace's last generation |
+| score `observationId` / `traceId` (v3: `subject` observation / trace) | the generation's interaction / the trace's last generation |
 | score source / `authorUserId`               | actor annotator:<user>, api:<user or score name>, judge:<score name> |
 
-Quarantined: unreadable records, generations whose input or output are not chat messages, scores about traces or
-observations that are not in the export. Skipped (counted): session-only scores, traces with nothing to import.
+Quarantined: unreadable records, a record whose id repeats one already read (the first copy counts), generations
+whose input or output are not chat messages, scores about traces or observations that are not in the export.
+Skipped (counted): scores about a session or an experiment, traces with nothing to import.
 """
 
 from __future__ import annotations
@@ -41,56 +52,113 @@ from rlops.observe.importers.messages import arguments_object, messages, output_
 from rlops.observe.importers.records import (Context, Malformed, actor, attach_steps, epoch,
                                              feedback, hex_id, interaction, millis_between, number, safe_id,
                                              score_scale, source_time, text_or_none, usage, user_id)
-from rlops.observe.importers.source import Where
+from rlops.observe.importers.source import Where, loads
 
 READ_UNIT = "records"
+SKIPPED_SUBJECT = {"session": "score about a session, not a trace or observation",
+                   "experiment": "score about an experiment (dataset run), not a trace or observation"}
 OBSERVATION_TYPES = {"GENERATION", "SPAN", "EVENT", "TOOL", "AGENT", "CHAIN", "RETRIEVER", "EMBEDDING", "EVALUATOR",
                      "GUARDRAIL"}
 _QUIET = {"id", "projectId", "createdAt", "updatedAt", "htmlPath", "latency", "totalCost", "public", "bookmarked",
           "environment", "externalId", "traceId", "type", "parentObservationId", "completionStartTime",
           "costDetails", "calculatedInputCost", "calculatedOutputCost", "calculatedTotalCost", "totalTokens",
-          "unit", "timeToFirstToken", "inputPrice", "outputPrice", "totalPrice"}
+          "unit", "timeToFirstToken", "inputPrice", "outputPrice", "totalPrice",
+          # v2 observations: the trace's fields copied onto each observation (read by _trace_of)
+          "traceName", "userId", "sessionId", "release", "tags", "isRootObservation"}
 
 
 
-def _listed(ctx: Context, where: Where, obj: dict, key: str) -> list:
-    """obj[key] when it is a list; absent or null is an empty one; anything else is quarantined as malformed."""
+def _listed(ctx: Context, where: Where, obj: dict, key: str) -> tuple[list, Where]:
+    """obj[key] and its place when it is a list or an API page {"data": [...], "meta": ...}; absent or null is an
+    empty list; anything else is quarantined as malformed."""
     value = obj.get(key)
     if value is None or isinstance(value, list):
-        return value or []
-    ctx.quarantine(where.at(key), f"{key}: must be a list, not {type(value).__name__}")
-    return []
+        return value or [], where.at(key)
+    if _page(value):
+        return value["data"], where.at(f"{key}.data")
+    ctx.quarantine(where.at(key), f"{key}: must be a list or an API page {{\"data\": [...]}}, not "
+                                  f"{type(value).__name__}")
+    return [], where.at(key)
+
+
+def _page(obj: Any) -> bool:
+    """An API page: {"data": [...], "meta": {page, limit, totalItems, totalPages}} (offset pages, v1/v2 endpoints)
+    or {"data": [...], "meta": {"cursor": ...}} (cursor pages: /api/public/v2/observations, /api/public/v3/scores)."""
+    return isinstance(obj, dict) and isinstance(obj.get("data"), list) and "id" not in obj
+
+
+def _is_listing(value: Any) -> bool:
+    return isinstance(value, list) or _page(value)
+
+
+def _subject(s: dict) -> tuple[str, Any]:
+    """(kind, id) of what a score is about: the v3 `subject` {kind, id, traceId}, else the v1/v2 fields
+    observationId, traceId, sessionId or datasetRunId (an observation's id is unique within its export)."""
+    subject = s.get("subject")
+    if isinstance(subject, dict):
+        return str(subject.get("kind") or "").lower(), subject.get("id")
+    for field, kind in (("observationId", "observation"), ("traceId", "trace"), ("sessionId", "session"),
+                        ("datasetRunId", "experiment")):
+        if s.get(field):
+            return kind, s[field]
+    return "", None
+
+
+def _io(value: Any) -> Any:
+    """An observation's input or output: the v2 observations API returns them as raw JSON text, so text holding
+    a JSON object or array is read as that value (other text stays text)."""
+    if isinstance(value, str) and value[:1] in "{[" and value.rstrip()[-1:] in "}]":
+        try:
+            parsed = loads(value)
+        except (ValueError, RecursionError):
+            return value
+        if isinstance(parsed, (dict, list)):
+            return parsed
+    return value
+
 
 class _Export:
-    """Everything read, keyed by id (a record seen twice keeps its first copy)."""
+    """Everything read, keyed by id; a record whose id was already read is quarantined (the first copy counts)."""
 
     def __init__(self) -> None:
         self.traces: dict[str, tuple[Where, dict]] = {}
         self.observations: dict[str, tuple[Where, dict]] = {}
         self.scores: dict[str, tuple[Where, dict]] = {}
 
+    def _keep(self, ctx: Context, into: dict[str, tuple[Where, dict]], what: str, where: Where, obj: dict) -> None:
+        first = into.get(obj["id"])
+        if first is not None:
+            ctx.quarantine(where, f"id: {obj['id']} repeats the {what} from {first[0]}")
+        elif what == "score":
+            into[obj["id"]] = (where, obj)
+        else:
+            into[obj["id"]] = (where, {**obj, **{k: _io(obj[k]) for k in ("input", "output") if k in obj}})
+
     def add(self, ctx: Context, where: Where, obj: Any) -> None:
         if not isinstance(obj, dict):
             ctx.quarantine(where, f"a record must be a JSON object, not {type(obj).__name__}")
-        elif isinstance(obj.get("data"), list) and "id" not in obj:
+        elif _page(obj):
             for i, item in enumerate(obj["data"]):
                 self.add(ctx, where.at(f"data[{i}]"), item)
-        elif any(isinstance(obj.get(k), list) for k in ("traces", "observations", "scores")) and "id" not in obj:
+        elif any(_is_listing(obj.get(k)) for k in ("traces", "observations", "scores")) and "id" not in obj:
             for key in ("traces", "observations", "scores"):
-                for i, item in enumerate(_listed(ctx, where, obj, key)):
-                    self.add(ctx, where.at(f"{key}[{i}]"), item)
+                items, place = _listed(ctx, where, obj, key)
+                for i, item in enumerate(items):
+                    self.add(ctx, place.at(f"[{i}]"), item)
         elif not isinstance(obj.get("id"), str) or not obj["id"]:
             ctx.quarantine(where, "id: missing; every Langfuse trace, observation and score has one")
         elif "traceId" in obj and obj.get("type") in OBSERVATION_TYPES:
-            self.observations.setdefault(obj["id"], (where, obj))
-        elif "traceId" in obj or "observationId" in obj or "dataType" in obj:
-            self.scores.setdefault(obj["id"], (where, obj))
+            self._keep(ctx, self.observations, "observation", where, obj)
+        elif "traceId" in obj or "observationId" in obj or "dataType" in obj or "subject" in obj:
+            self._keep(ctx, self.scores, "score", where, obj)
         else:
-            self.traces.setdefault(obj["id"], (where, obj))
-            for key, into in (("observations", self.observations), ("scores", self.scores)):
-                for i, item in enumerate(_listed(ctx, where, obj, key)):
-                    if isinstance(item, dict) and isinstance(item.get("id"), str):
-                        into.setdefault(item["id"], (where.at(f"{key}[{i}]"), {"traceId": obj["id"], **item}))
+            self._keep(ctx, self.traces, "trace", where, obj)
+            for key, into, what in (("observations", self.observations, "observation"),
+                                    ("scores", self.scores, "score")):
+                items, place = _listed(ctx, where, obj, key)
+                for i, item in enumerate(items):  # GET /traces lists only their ids: those records come on their own
+                    if isinstance(item, dict) and isinstance(item.get("id"), str) and item["id"]:
+                        self._keep(ctx, into, what, place.at(f"[{i}]"), {"traceId": obj["id"], **item})
 
 
 def convert(ctx: Context, source: Path) -> Iterator[tuple[str, dict[str, Any], Where]]:
@@ -104,8 +172,20 @@ def convert(ctx: Context, source: Path) -> Iterator[tuple[str, dict[str, Any], W
     for trace_id, (where, trace) in export.traces.items():
         yield from _trace(ctx, where, trace, by_trace.pop(trace_id, []), target)
     for trace_id, observations in by_trace.items():  # observations exported without their trace
-        yield from _trace(ctx, observations[0][0], {"id": trace_id}, observations, target)
+        yield from _trace(ctx, observations[0][0], _trace_of(trace_id, observations), observations, target)
     yield from _scores(ctx, export, target)
+
+
+def _trace_of(trace_id: str, observations: list[tuple[Where, dict]]) -> dict[str, Any]:
+    """A trace known only from its observations: the v2 observations API copies the trace's name, user, session
+    and release onto each one (field groups `basic` and `trace_context`)."""
+    trace: dict[str, Any] = {"id": trace_id}
+    for key, field in (("name", "traceName"), ("userId", "userId"), ("sessionId", "sessionId"),
+                       ("release", "release")):
+        value = next((o[field] for _, o in observations if o.get(field)), None)
+        if value is not None:
+            trace[key] = value
+    return trace
 
 
 def _trace(ctx: Context, where: Where, trace: dict, observations: list[tuple[Where, dict]],
@@ -198,14 +278,21 @@ def _scores(ctx: Context, export: _Export, target: dict[str, str]) -> Iterator:
             numeric.setdefault(str(s.get("name")), []).append(s["value"])
     scales = {name: score_scale(ctx, name, values) for name, values in sorted(numeric.items())}
     for where, s in export.scores.values():
-        subject = s.get("observationId") or s.get("traceId")
-        if not subject:
-            ctx.skipped["score about a session, not a trace or observation"] += 1
+        kind, subject = _subject(s)
+        if kind in ("session", "experiment"):
+            ctx.skipped[SKIPPED_SUBJECT[kind]] += 1
             continue
-        iid = target.get(str(subject))
+        if kind not in ("trace", "observation") or not isinstance(subject, str) or not subject:
+            ctx.quarantine(where, "subject: a score is about a trace, an observation, a session or an experiment "
+                                  "(subject {kind, id} in the v3 API; traceId, observationId, sessionId or "
+                                  "datasetRunId before)")
+            continue
+        iid = target.get(subject)
         if iid is None:
-            ctx.quarantine(where, f"{'observationId' if s.get('observationId') else 'traceId'}: {subject} is not "
-                                  "an imported generation or trace (missing from the export, or quarantined)")
+            field = "subject.id" if isinstance(s.get("subject"), dict) else \
+                "observationId" if kind == "observation" else "traceId"
+            ctx.quarantine(where, f"{field}: {subject} is not an imported {'generation' if kind == 'observation' else 'trace'} "
+                                  "(missing from the export, or quarantined)")
             continue
         try:
             with ctx.tentative():
@@ -235,7 +322,8 @@ def _score_events(ctx: Context, s: dict, iid: str, scales: dict[str, tuple[float
     text = s.get("stringValue") if isinstance(s.get("stringValue"), str) else s.get("value")
     comment = s.get("comment") if isinstance(s.get("comment"), str) and s["comment"].strip() else None
     ctx.note_unmapped(s, _QUIET | {"name", "value", "stringValue", "dataType", "source", "timestamp", "comment",
-                                   "observationId", "authorUserId", "sessionId", "configId", "queueId"}, "score.")
+                                   "observationId", "authorUserId", "sessionId", "configId", "queueId", "subject",
+                                   "trace", "datasetRunId"}, "score.")
 
     def event(kind_: str, details: dict, suffix: str = "") -> dict:
         return feedback(event_id=base + suffix, interaction_id=iid, timestamp=when, actor=who, kind=kind_,
@@ -285,7 +373,7 @@ def _boolean(s: dict) -> int:
 def _corrected(ctx: Context, text: str) -> list[dict[str, Any]]:
     """A correction is the corrected output: chat message(s) as JSON, or the answer's text."""
     try:
-        parsed = json.loads(text)
+        parsed = loads(text)
     except ValueError:
         parsed = None
     if isinstance(parsed, (dict, list)):

@@ -29,8 +29,9 @@ them), and wrappers {"runs": [...], "feedback": [...]}.
 | feedback `run_id`                           | that llm run's interaction; another run of the trace: the trace's last llm run |
 | `feedback_source` type / user               | actor user:<user_id>, api:<user or key>, judge:<key>       |
 
-Quarantined: unreadable records, llm runs whose inputs or outputs are not chat messages (or that failed without
-output), feedback about runs that are not in the export.
+Quarantined: unreadable records, a run or feedback whose id repeats one already read (the first copy counts),
+llm runs whose inputs or outputs are not chat messages (or that failed without output), feedback about runs that
+are not in the export.
 """
 
 from __future__ import annotations
@@ -63,6 +64,16 @@ _QUIET_FEEDBACK = {"id", "run_id", "trace_id", "key", "score", "value", "comment
 def convert(ctx: Context, source: Path) -> Iterator[tuple[str, dict[str, Any], Where]]:
     runs: dict[str, tuple[Where, dict]] = {}
     notes: list[tuple[Where, dict]] = []
+    note_ids: dict[str, Where] = {}
+
+    def first(where: Where, obj: dict, seen: dict, what: str) -> bool:
+        """True for the first record with this id; a repeat is quarantined, naming the first."""
+        before = seen.get(obj["id"])
+        if before is not None:
+            ctx.quarantine(where, f"id: {obj['id']} repeats the {what} from "
+                                  f"{before[0] if isinstance(before, tuple) else before}")
+            return False
+        return True
 
     def add(where: Where, obj: Any) -> None:
         if not isinstance(obj, dict):
@@ -74,9 +85,12 @@ def convert(ctx: Context, source: Path) -> Iterator[tuple[str, dict[str, Any], W
         elif not isinstance(obj.get("id"), str) or not obj["id"]:
             ctx.quarantine(where, "id: missing; every LangSmith run and feedback has one")
         elif "run_type" in obj:
-            runs.setdefault(obj["id"], (where, obj))
+            if first(where, obj, runs, "run"):
+                runs[obj["id"]] = (where, obj)
         elif "key" in obj:
-            notes.append((where, obj))
+            if first(where, obj, note_ids, "feedback"):
+                note_ids[obj["id"]] = where
+                notes.append((where, obj))
         else:
             ctx.quarantine(where, "neither a run (run_type) nor feedback (key)")
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rlops.observe.importers.records import Context, Malformed
+from rlops.observe.importers.source import loads
 
 ROLES = {"system": "system", "developer": "system", "user": "user", "human": "user", "assistant": "assistant",
          "ai": "assistant", "model": "assistant", "bot": "assistant", "tool": "tool", "function": "tool"}
@@ -166,7 +167,7 @@ def arguments_object(args: Any) -> dict[str, Any] | str:
         return {}
     if isinstance(args, str):
         try:
-            parsed = json.loads(args)
+            parsed = loads(args)
         except ValueError:
             return args
         return parsed if isinstance(parsed, dict) else args

@@ -21,7 +21,9 @@ Accepted records (JSONL lines, or elements of a JSON array), in any mix:
 | (none)                                      | agent {name: --policy or 'openai', version: --agent-version or 'imported'} |
 
 Quarantined: a record that is neither shape, a failed call (error or non-200 status), messages that are not chat
-messages, a Batch output whose request is missing. Unmapped (counted): request parameters (`model`, `temperature`,
+messages, a Batch output whose request is missing, a Batch request or output line whose custom_id repeats one
+already read (the first counts; a repeated log line gives a repeated response id, quarantined by the import).
+Unmapped (counted): request parameters (`model`, `temperature`,
 ...) and response fields (`model`, `system_fingerprint`, ...).
 """
 
@@ -44,13 +46,23 @@ _DONE = {None, "stop", "tool_calls", "function_call"}
 def convert(ctx: Context, source: Path) -> Iterator[tuple[str, dict[str, Any], Where]]:
     batch_requests: dict[str, tuple[Where, dict]] = {}
     batch_outputs: list[tuple[Where, dict]] = []
+    output_ids: dict[str, Where] = {}
     for where, rec in ctx.records(source):
         if not isinstance(rec, dict):
             ctx.quarantine(where, f"a record must be a JSON object, not {type(rec).__name__}")
         elif "custom_id" in rec and "body" in rec:
-            batch_requests[str(rec["custom_id"])] = (where, rec)
+            if str(rec["custom_id"]) in batch_requests:  # the first request line counts
+                ctx.quarantine(where, f"custom_id: {rec['custom_id']!r} repeats the request from "
+                                      f"{batch_requests[str(rec['custom_id'])][0]}")
+            else:
+                batch_requests[str(rec["custom_id"])] = (where, rec)
         elif "custom_id" in rec and ("response" in rec or "error" in rec):
-            batch_outputs.append((where, rec))
+            if str(rec["custom_id"]) in output_ids:
+                ctx.quarantine(where, f"custom_id: {rec['custom_id']!r} repeats the output from "
+                                      f"{output_ids[str(rec['custom_id'])]}")
+            else:
+                output_ids[str(rec["custom_id"])] = where
+                batch_outputs.append((where, rec))
         elif "request" in rec and "response" in rec:
             yield from _guarded(ctx, where, rec, rec["request"], rec["response"])
         else:

@@ -26,8 +26,10 @@ JSON strings or structured values. Names follow the GenAI semantic conventions (
 | the same event as an OTLP log record (`eventName`, `traceId`/`spanId`) | the same feedback, about the span it names |
 | evaluation event `gen_ai.response.id`       | finds the evaluated interaction when the event is not on (or under) its span |
 
-Quarantined: lines that are not OTLP/JSON, spans without valid ids, GenAI attributes that are not valid JSON or
-messages, interactions without input or output, evaluation results about no imported interaction. Other span
+Quarantined: lines that are not OTLP/JSON, spans without valid ids, a span whose id repeats one already read in its
+trace, an evaluation log record repeating one already read (same span, time and content; log records have no id),
+GenAI attributes that are not valid JSON or messages, interactions without input or output, evaluation results
+about no imported interaction. Other span
 attributes and events of imported spans are counted as unmapped; spans with no GenAI messages are skipped (counted).
 """
 
@@ -44,7 +46,7 @@ from typing import Any
 from rlops.observe.importers.messages import arguments_object, messages, system_text, tool_definitions
 from rlops.observe.importers.records import (Context, Malformed, actor, feedback, hex_id, interaction, number,
                                              safe_id, sha1, source_time, usage, user_id)
-from rlops.observe.importers.source import Where
+from rlops.observe.importers.source import Where, loads
 
 READ_UNIT = "spans and log records"
 EVALUATION = "gen_ai.evaluation.result"
@@ -229,7 +231,14 @@ def _spans(ctx: Context, source: Path) -> dict[str, dict[str, Span]]:
                         ctx.quarantine(place, f"spanId: {span.span_id} repeats the span at {trace[span.span_id].where}")
                         continue
                     trace[span.span_id] = span
+    seen_logs: dict[str, Where] = {}  # an OTLP log record has no id: the same span, time, name and body is a repeat
     for where, trace_id, span_id, event in logged:  # an event record joins the span it names
+        key = json.dumps([trace_id, span_id, {k: v for k, v in event.items() if k != "where"}], sort_keys=True,
+                         default=str)
+        if key in seen_logs:
+            ctx.quarantine(where, f"log record: repeats the one at {seen_logs[key]} (same span, time and content)")
+            continue
+        seen_logs[key] = where
         span = traces.get(trace_id or "", {}).get(span_id or "")
         if span is None:  # not exported here: the event may still name its answer by gen_ai.response.id
             span = Span(where, trace_id or "0" * 32, span_id or sha1(str(where))[:16], None, "", None, None, {}, [],
@@ -310,7 +319,7 @@ def _json_attr(span: Span, key: str) -> Any:
     if key == "gen_ai.system_instructions" and not value.lstrip().startswith(("[", "{")):
         return value
     try:
-        return json.loads(value)
+        return loads(value)
     except ValueError as e:
         raise Malformed(f"attributes.{key}: not JSON: {e}") from None
 
@@ -387,7 +396,7 @@ def _steps(ctx: Context, order: list[Span], spans: dict[str, Span], top_of: dict
             result = span.attrs["gen_ai.tool.call.result"]
             if isinstance(result, str):
                 try:
-                    result = json.loads(result)
+                    result = loads(result)
                 except ValueError:
                     pass  # a plain-text result stays text
             step["result"] = result

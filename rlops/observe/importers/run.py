@@ -35,6 +35,7 @@ class Summary:
     feedback: Counter = field(default_factory=Counter)
     quarantined: int = 0
     unmapped: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -64,6 +65,7 @@ def import_logs(fmt: str, source: Path, out: Path, options: Options | None = Non
         _write_lines(tmp / OUTPUTS[2], (_dumps(q) for q in ctx.quarantined))
         summary.read, summary.quarantined = ctx.read, len(ctx.quarantined)
         summary.unmapped = dict(sorted(ctx.unmapped.items()))
+        summary.skipped = dict(sorted(ctx.skipped.items()))
         summary.report = _report(ctx, summary, source, [name for _, _, name in files])
         _write_lines(tmp / OUTPUTS[3], [json.dumps(summary.report, indent=2, ensure_ascii=False)])
     return summary

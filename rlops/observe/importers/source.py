@@ -2,18 +2,27 @@
 
 A JSONL file yields one record per non-blank line; a JSON file yields each element of a top-level array, or the
 top-level object itself. A line or document that is not JSON is reported to `bad(where, reason)` (the caller
-quarantines it) and reading goes on with the next line (a broken JSON document ends that file).
+quarantines it) and reading goes on with the next line (a broken JSON document ends that file). So is a record
+nested deeper than MAX_DEPTH: no log record needs that, and deeper ones exhaust Python's stack (in the decoder or
+in the importer after it), so it is refused before either runs; an array element that deep is skipped over.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
+from itertools import accumulate
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 SUFFIXES = (".jsonl", ".ndjson", ".json")
+MAX_DEPTH = 200  # levels of nested arrays and objects a record may have
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_OPENS = re.compile(r"[\[{]{%d}" % (MAX_DEPTH + 1))  # the usual shape of a bomb, found without counting
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
 
 
 @dataclass(frozen=True)
@@ -60,11 +69,49 @@ _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def loads(text: str) -> Any:
-    """json.loads that refuses NaN and Infinity (they are not JSON, and no schema accepts them)."""
+    """json.loads that refuses NaN and Infinity (they are not JSON, and no schema accepts them) and records nested
+    deeper than MAX_DEPTH (ValueError)."""
+    _check_depth(text)
     return _DECODER.decode(text)
 
 
+def too_deep(text: str) -> str | None:
+    """The reason to refuse `text` when its arrays and objects nest deeper than MAX_DEPTH, else None."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:  # the common case, at C speed
+        return None
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    if _OPENS.search(brackets) is None and max(accumulate(1 if c in "[{" else -1 for c in brackets)) <= MAX_DEPTH:
+        return None
+    return f"nested more than {MAX_DEPTH} levels deep (arrays and objects); no log record needs that"
+
+
+class TooDeep(ValueError):
+    """A record nested deeper than MAX_DEPTH; the message is the reason."""
+
+
+def _check_depth(text: str) -> None:
+    reason = too_deep(text)
+    if reason:
+        raise TooDeep(reason)
+
+
+def _end_of_value(text: str, pos: int) -> int:
+    """Where the array or object starting at `pos` ends (past its closing bracket), or len(text)."""
+    depth = 0
+    for m in _TOKEN.finditer(text, pos):
+        token = m.group()
+        if token in "[{":
+            depth += 1
+        elif token in "]}":
+            depth -= 1
+            if depth == 0:
+                return m.end()
+    return len(text)
+
+
 def _json_error(e: Exception, one_line: bool = False) -> str:
+    if isinstance(e, TooDeep):
+        return str(e)
     if isinstance(e, json.JSONDecodeError):
         return f"not JSON: {e.msg} (column {e.colno})" if one_line else \
             f"not JSON: {e.msg} (line {e.lineno}, column {e.colno})"
@@ -105,6 +152,7 @@ def _document(path: Path, display: str, name: str, bad: Callable[[Where, str], N
         return
     if text[start] != "[":
         try:
+            _check_depth(text)
             obj, end = _DECODER.raw_decode(text, start)
             if _skip_ws(text, end) != len(text):
                 raise json.JSONDecodeError("extra data after the document", text, _skip_ws(text, end))
@@ -122,12 +170,20 @@ def _document(path: Path, display: str, name: str, bad: Callable[[Where, str], N
         line += text.count("\n", counted, pos)
         counted = pos
         where = Where(display, line, f"[{index}]", name)
+        begin = pos
         try:
             obj, pos = _DECODER.raw_decode(text, pos)
+            reason = too_deep(text[begin:pos])
+        except RecursionError:
+            pos = _end_of_value(text, begin)
+            reason = too_deep(text[begin:pos]) or f"nested too deeply to read (more than {MAX_DEPTH} levels)"
         except ValueError as e:
             bad(where, _json_error(e) + "; the rest of this file was not read")
             return
-        yield where, obj
+        if reason:  # skipped over: the elements after it are still read
+            bad(where, reason)
+        else:
+            yield where, obj
         index += 1
         pos = _skip_ws(text, pos)
         if pos < len(text) and text[pos] == ",":
