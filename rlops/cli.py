@@ -101,6 +101,12 @@ def _print_next(proposal) -> None:
         print("pushed and opened the pull request")
 
 
+def _print_branch(proposal) -> None:
+    """The command leaves the user on the proposal's branch: say so, and how to get back."""
+    back = f"git checkout {proposal.base}" if getattr(proposal, "base", "") else "git checkout -"
+    print(f"you are now on branch {proposal.branch}; to go back: {back}")
+
+
 def cmd_propose(args) -> int:
     from rlops.registry.propose import propose
 
@@ -109,6 +115,7 @@ def cmd_propose(args) -> int:
     print(f"rlops propose: {p.title}")
     print(f"  branch {p.branch}, commit {p.commit[:12]}; pull request body: {p.body_file}")
     _print_next(p)
+    _print_branch(p)
     return EXIT_OK
 
 
@@ -140,6 +147,7 @@ def cmd_rollback(args) -> int:
     print(f"rlops rollback: {p.title}")
     print(f"  branch {p.branch}, commit {p.commit[:12]}; pull request body: {p.body_file}")
     _print_next(p)
+    _print_branch(p)
     return EXIT_OK
 
 
