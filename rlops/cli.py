@@ -119,6 +119,13 @@ def cmd_propose(args) -> int:
     return EXIT_OK
 
 
+def _nothing_to_promote(commit: str | None) -> str:
+    if commit:
+        return (f"rlops promote: nothing to promote: {commit} does not merge a proposal (a branch made by "
+                "`rlops propose` or `rlops rollback`)")
+    return "rlops promote: nothing to promote: every merged proposal on this branch is recorded already"
+
+
 def cmd_promote(args) -> int:
     from rlops.registry.promote import promote, promote_pending
 
@@ -130,7 +137,7 @@ def cmd_promote(args) -> int:
     else:
         done = promote_pending(root, approvals)
     if not done:
-        print(f"rlops promote: nothing to promote ({args.commit or 'no unrecorded merge'} lands no proposal)")
+        print(_nothing_to_promote(args.commit))
         return EXIT_OK
     for d in done:
         print(f"rlops promote: {d.version} -> {d.stage} (merge {d.merge[:12]}); ledger commit {d.record_commit[:12]}")
