@@ -183,6 +183,33 @@ def cmd_audit_report(args) -> int:
     return EXIT_OK
 
 
+def cmd_history(args) -> int:
+    import json
+
+    from rlops.history import history, table, to_json
+
+    cycles = history(Path(args.root).resolve(), args.ref)
+    if args.json:
+        print(json.dumps(to_json(cycles), indent=2))
+    elif cycles:
+        print(table(cycles))
+    else:
+        print("rlops history: no cycles yet (add a spec under specs/cycles/, then `rlops plan` it)")
+    return EXIT_OK
+
+
+def add_history(sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("history", parents=[common], help="every cycle, promoted or not: verdict, key metrics, parent, version",
+                       description="List every cycle of the repository: its spec, the version it trained from, the "
+                                   "version its proposal registers, its status (planned, evaluated, proposed, merged, "
+                                   "promoted), its verdict and the key metrics of its gates. Read from git (the specs, "
+                                   "the cycle branches, the registry entries, the deployment manifests), the ledger "
+                                   "(audit/ledger.jsonl) and this working tree's last verdict.")
+    p.add_argument("ref", nargs="?", default="HEAD", help="the commit to read the history at (default: HEAD)")
+    p.add_argument("--json", action="store_true", help="print a JSON list, one object per cycle, for machines")
+    p.set_defaults(func=cmd_history)
+
+
 def pushing(p: argparse.ArgumentParser) -> None:
     """The options of the commands that open a pull request."""
     p.add_argument("--remote", default="origin", help="the remote to push to (default: origin)")
@@ -297,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deployed", metavar="MD5", help="the model digest serving production now, to detect drift")
     p.add_argument("--format", choices=["all", "md", "json", "html"], default="all", help="what to write (default: all)")
     p.set_defaults(func=cmd_audit_report)
+    add_history(sub, common)
     return parser
 
 
