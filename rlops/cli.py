@@ -102,6 +102,12 @@ def _print_next(proposal) -> None:
         print("pushed and opened the pull request")
 
 
+def _print_branch(proposal) -> None:
+    """The command leaves the user on the proposal's branch: say so, and how to get back."""
+    back = f"git checkout {proposal.base}" if getattr(proposal, "base", "") else "git checkout -"
+    print(f"you are now on branch {proposal.branch}; to go back: {back}")
+
+
 def cmd_propose(args) -> int:
     from rlops.registry.propose import propose
 
@@ -110,7 +116,15 @@ def cmd_propose(args) -> int:
     print(f"rlops propose: {p.title}")
     print(f"  branch {p.branch}, commit {p.commit[:12]}; pull request body: {p.body_file}")
     _print_next(p)
+    _print_branch(p)
     return EXIT_OK
+
+
+def _nothing_to_promote(commit: str | None) -> str:
+    if commit:
+        return (f"rlops promote: nothing to promote: {commit} does not merge a proposal (a branch made by "
+                "`rlops propose` or `rlops rollback`)")
+    return "rlops promote: nothing to promote: every merged proposal on this branch is recorded already"
 
 
 def cmd_promote(args) -> int:
@@ -124,7 +138,7 @@ def cmd_promote(args) -> int:
     else:
         done = promote_pending(root, approvals)
     if not done:
-        print(f"rlops promote: nothing to promote ({args.commit or 'no unrecorded merge'} lands no proposal)")
+        print(_nothing_to_promote(args.commit))
         return EXIT_OK
     for d in done:
         print(f"rlops promote: {d.version} -> {d.stage} (merge {d.merge[:12]}); ledger commit {d.record_commit[:12]}")
@@ -141,6 +155,7 @@ def cmd_rollback(args) -> int:
     print(f"rlops rollback: {p.title}")
     print(f"  branch {p.branch}, commit {p.commit[:12]}; pull request body: {p.body_file}")
     _print_next(p)
+    _print_branch(p)
     return EXIT_OK
 
 
@@ -167,6 +182,33 @@ def cmd_audit_report(args) -> int:
     for path in out:
         print(f"rlops audit report: wrote {path}")
     return EXIT_OK
+
+
+def cmd_history(args) -> int:
+    import json
+
+    from rlops.history import history, table, to_json
+
+    cycles = history(Path(args.root).resolve(), args.ref)
+    if args.json:
+        print(json.dumps(to_json(cycles), indent=2))
+    elif cycles:
+        print(table(cycles))
+    else:
+        print("rlops history: no cycles yet (add a spec under specs/cycles/, then `rlops plan` it)")
+    return EXIT_OK
+
+
+def add_history(sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("history", parents=[common], help="every cycle, promoted or not: verdict, key metrics, parent, version",
+                       description="List every cycle of the repository: its spec, the version it trained from, the "
+                                   "version its proposal registers, its status (planned, evaluated, proposed, merged, "
+                                   "promoted), its verdict and the key metrics of its gates. Read from git (the specs, "
+                                   "the cycle branches, the registry entries, the deployment manifests), the ledger "
+                                   "(audit/ledger.jsonl) and this working tree's last verdict.")
+    p.add_argument("ref", nargs="?", default="HEAD", help="the commit to read the history at (default: HEAD)")
+    p.add_argument("--json", action="store_true", help="print a JSON list, one object per cycle, for machines")
+    p.set_defaults(func=cmd_history)
 
 
 def pushing(p: argparse.ArgumentParser) -> None:
@@ -283,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deployed", metavar="MD5", help="the model digest serving production now, to detect drift")
     p.add_argument("--format", choices=["all", "md", "json", "html"], default="all", help="what to write (default: all)")
     p.set_defaults(func=cmd_audit_report)
+    add_history(sub, common)
     return parser
 
 

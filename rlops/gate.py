@@ -5,12 +5,18 @@ pipelines/conf/config.yaml (`gate.rule_defaults`), so every threshold is visible
 
 Pure functions. Means are compared on items paired by id (candidate and incumbent answered the same
 prompts), with a one-sided paired bootstrap bound, which is tighter than comparing two separate means.
+
+A gate whose items all tie (candidate and incumbent scored the same on every item: both at the floor, both at the
+ceiling, or the same answers) is *uninformative*: the evaluation cannot tell the two models apart, so it gives no
+reason to move production to the candidate, whatever the rule says. Such a gate fails unless the spec sets
+`allow_uninformative: true` on it; either way the verdict and the report say so. A constant non-zero difference
+is not a tie: every item moved the same way, which is the strongest signal there is.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
@@ -27,6 +33,7 @@ class GateResult:
     ci_high: float | None = None
     n: int = 0
     regressions: list[str] = field(default_factory=list)
+    informative: bool = True  # False when every paired item tied: the evaluation could not tell the models apart
 
 
 @dataclass(frozen=True)
@@ -34,9 +41,14 @@ class Verdict:
     passed: bool
     gates: list[GateResult]
 
+    @property
+    def uninformative(self) -> list[str]:
+        """The metrics of the gates whose evaluation carried no information (allowed or not)."""
+        return [g.metric for g in self.gates if not g.informative]
+
     def to_json(self) -> dict[str, Any]:
         return {"passed": self.passed, "decision": "pass" if self.passed else "fail",
-                "gates": [asdict(g) for g in self.gates]}
+                "uninformative": self.uninformative, "gates": [asdict(g) for g in self.gates]}
 
 
 def paired(candidate: list[dict], incumbent: list[dict], metric: str) -> list[tuple[str, float, float]]:
@@ -98,10 +110,26 @@ def check_gate(gate: dict[str, Any], candidate: list[dict], incumbent: list[dict
         regressed = [r[0] for r in rows if r[1] < r[2]]
         ok = len(regressed) <= allowed
         why = f"{len(regressed)} item(s) got worse (allowed: {allowed})"
-        return GateResult(metric, rule, ok, why, regressions=regressed, **common)
+        return uninformative(GateResult(metric, rule, ok, why, regressions=regressed, **common), gate, rows)
     else:
         return GateResult(metric, rule, False, f"unknown rule '{rule}'", **common)
-    return GateResult(metric, rule, ok, why, **common)
+    return uninformative(GateResult(metric, rule, ok, why, **common), gate, rows)
+
+
+def uninformative(result: GateResult, gate: dict[str, Any], rows: list[tuple[str, float, float]]) -> GateResult:
+    """The result as is when some item separates the models; otherwise marked uninformative, and failed unless the
+    gate allows it (`allow_uninformative: true`)."""
+    if any(c != i for _, c, i in rows):
+        return result
+    values = sorted({c for _, c, _ in rows})
+    scored = f"all at {values[0]:.3f}" if len(values) == 1 else f"{len(values)} distinct scores, identical for both"
+    why = (f"uninformative: candidate and incumbent tied on all {len(rows)} items ({scored}), so this evaluation "
+           f"cannot tell them apart")
+    if gate.get("allow_uninformative") is True:
+        return replace(result, informative=False, reason=f"{why}; allowed by the spec (allow_uninformative); "
+                                                            f"{result.reason}")
+    return replace(result, passed=False, informative=False,
+                   reason=f"{why}; fails unless the gate sets allow_uninformative: true (rule: {result.reason})")
 
 
 def decide(gates: list[dict[str, Any]], candidate: list[dict], incumbent: list[dict], bootstrap: dict[str, Any]) -> Verdict:

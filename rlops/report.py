@@ -15,6 +15,12 @@ def _counts(d: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(d.items()) if v) or "none"
 
 
+def _result(g: dict[str, Any]) -> str:
+    if g.get("informative") is False:
+        return "⚠️ uninformative (allowed)" if g["passed"] else "❌ uninformative"
+    return "✅ pass" if g["passed"] else "❌ fail"
+
+
 def render(params: dict[str, Any], verdict: dict[str, Any], incumbent: dict[str, Any], candidate: dict[str, Any],
            signals: dict[str, Any], train: dict[str, Any], signals_md: str = "") -> str:
     """The gate's report, the body of the pull request; `signals_md` is the extract stage's signals.md section."""
@@ -36,10 +42,18 @@ def render(params: dict[str, Any], verdict: dict[str, Any], incumbent: dict[str,
     for g in verdict["gates"]:
         bound = _f(g["ci_low"], True) if g["rule"] in ("non_inferior", "superior") else "–"
         lines.append(f"| `{g['metric']}` | {g['rule']} | {_f(g['incumbent'])} | {_f(g['candidate'])} | "
-                     f"{_f(g['diff'], True)} | {bound} | {'✅ pass' if g['passed'] else '❌ fail'} | {g['reason']} |")
+                     f"{_f(g['diff'], True)} | {bound} | {_result(g)} | {g['reason']} |")
         if g["regressions"]:
             lines.append(f"| | | | | | | | regressed: {', '.join(g['regressions'][:10])} |")
-    lines += ["", f"Bounds are one-sided {conf}% paired-bootstrap bounds on the per-item difference.", "",
+    lines += ["", f"Bounds are one-sided {conf}% paired-bootstrap bounds on the per-item difference."]
+    blind = [g["metric"] for g in verdict["gates"] if g.get("informative") is False]
+    if blind:
+        lines += ["", f"**Uninformative evaluation:** on {', '.join(f'`{m}`' for m in blind)} the candidate and the "
+                  "incumbent scored the same on every item, so these gates cannot tell the two models apart and give "
+                  "no reason to move production to the candidate. Such a gate fails unless the spec sets "
+                  "`allow_uninformative: true` on it; make the suite discriminate (harder items, a metric with more "
+                  "levels) or check that the models really answer."]
+    lines += ["",
               "## Before / after", "", "| metric | incumbent | candidate | n |", "|---|---:|---:|---:|"]
     for key in sorted(set(incumbent["metrics"]) | set(candidate["metrics"])):
         i, k = incumbent["metrics"].get(key, {}), candidate["metrics"].get(key, {})

@@ -87,7 +87,7 @@ def gate(root: Path, params: dict[str, Any]) -> None:
         return json.loads((root / path).read_text(encoding="utf-8"))
 
     evidence = [EVALUATE / w / f for w in MODELS for f in ("samples.jsonl", "results.json")]
-    _require(root, *evidence, EXTRACT / "signals.json", EXTRACT / "signals.md", TRAIN / "metrics.json")
+    _require(root, *evidence, EXTRACT / "signals_detail.json", EXTRACT / "signals.md", TRAIN / "metrics.json")
 
     cand = read_items(root / EVALUATE / "candidate" / "samples.jsonl")
     inc = read_items(root / EVALUATE / "incumbent" / "samples.jsonl")
@@ -95,7 +95,7 @@ def gate(root: Path, params: dict[str, Any]) -> None:
     verdict["cycle"] = params["cycle"]["number"]
     verdict["policy"] = params["cycle"]["policy"]
     report = render(params, verdict, load(EVALUATE / "incumbent" / "results.json"),
-                    load(EVALUATE / "candidate" / "results.json"), load(EXTRACT / "signals.json"),
+                    load(EVALUATE / "candidate" / "results.json"), load(EXTRACT / "signals_detail.json"),
                     load(TRAIN / "metrics.json"), (root / EXTRACT / "signals.md").read_text(encoding="utf-8"))
     atomic_write_text(root / GATE / "report.md", report)
     atomic_write_json(root / GATE / "verdict.json", verdict)

@@ -14,6 +14,7 @@ from jsonschema import Draft202012Validator
 
 from rlops.errors import InvalidInput, RlopsError, StageFailed
 from rlops.extract import engine
+from rlops.extract import report as extract_report
 from rlops.extract import run as extract_run
 from rlops.extract.params import ExtractParams
 from rlops.extract.records import validator
@@ -100,7 +101,8 @@ def extract(root: Path, **kw: Any) -> tuple[dict, dict[str, list[dict]], list[di
     """Run the stage; (signals.json, rows of each set, quarantine records), after checking the formats."""
     out = root / "out"
     report = extract_run.run(params(**kw), root, out)
-    assert json.loads((out / "signals.json").read_text()) == report
+    assert json.loads((out / "signals_detail.json").read_text()) == report
+    assert json.loads((out / "signals.json").read_text()) == extract_report.key_counts(report)
     rows = {s: read(out, f"{s}.jsonl") for s in SETS}
     for row in rows["pairs"]:
         assert list(row) == ["prompt", "chosen", "rejected", "meta"]  # TRL's field order
@@ -738,7 +740,7 @@ def test_two_runs_write_byte_identical_files(tmp_path):
     extract_run.run(params(), other, other / "c")
     for name in ("pairs.jsonl", "unpaired.jsonl", "sft.jsonl"):
         assert (other / "c" / name).read_bytes() == (root / "a" / name).read_bytes(), name
-    report = json.loads((root / "a/signals.json").read_text())
+    report = json.loads((root / "a/signals_detail.json").read_text())
     assert_accounted(report)
     assert report["pairs"]["total"] > 5
 

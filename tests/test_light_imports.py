@@ -33,6 +33,8 @@ print(json.dumps({"rc": rc, "heavy": sorted(m for m in %r if m in sys.modules)})
     (["audit", "report", "--out", "audit-report"], 0),
     (["rollback"], 1),  # nothing to roll back to
     (["propose", "--no-push"], 3),  # no verdict yet
+    (["history"], 0),
+    (["history", "--json"], 0),
 ])
 def test_light_commands_import_nothing_heavy(project, args, rc):
     repo, env = project

@@ -27,15 +27,28 @@ def test_cycle_reproduces_then_is_a_noop_and_a_gate_edit_reruns_only_the_gate(pr
     assert ran(first.stdout) == set(STAGES), first.stdout
 
     verdict = json.loads((repo / "artifacts/gate/verdict.json").read_text())
-    assert verdict["decision"] in ("pass", "fail")
     assert [g["metric"] for g in verdict["gates"]] == ["heldout.rubric", "regression.rubric", "redteam.refusal"]
+    # a gate is uninformative exactly when the two models scored the same on every item, and then it fails
+    scores = {w: {(s["suite"], s["id"]): s["scores"] for s in map(json.loads, (repo / f"artifacts/evaluate/{w}/samples.jsonl")
+                                                                   .read_text().splitlines())}
+              for w in ("incumbent", "candidate")}
+    for g in verdict["gates"]:
+        suite, name = g["metric"].split(".")
+        tied = all(scores["candidate"][k][name] == v[name] for k, v in scores["incumbent"].items() if k[0] == suite)
+        assert g["informative"] is not tied and (g["passed"] is False if tied else True), g
+    assert verdict["uninformative"] == [g["metric"] for g in verdict["gates"] if not g["informative"]]
+    assert verdict["decision"] == ("pass" if all(g["passed"] for g in verdict["gates"]) else "fail")
+    verdict_cmd = run(["rlops", "verdict"], repo, env, check=False)
+    assert verdict_cmd.returncode == (0 if verdict["passed"] else 4)
     report = (repo / "artifacts/gate/report.md").read_text()
+    assert ("**Uninformative evaluation:**" in report) == bool(verdict["uninformative"])
     assert "## Verdict" in report and "heldout.rubric" in report and "Pairs:" in report
     assert (repo / "artifacts/extract/signals.md").read_text().strip() in report  # the signals section, whole
 
     signals = json.loads((repo / "artifacts/extract/signals.json").read_text())
     pairs = (repo / "artifacts/extract/pairs.jsonl").read_text().splitlines()
-    assert len(pairs) == signals["pairs"]["total"] > 0
+    assert len(pairs) == signals["rows"]["pairs"] > 0
+    assert json.loads((repo / "artifacts/extract/signals_detail.json").read_text())["pairs"]["total"] == len(pairs)
     metrics = json.loads((repo / "artifacts/train/metrics.json").read_text())
     assert metrics["steps"] == 6 and metrics["pairs"] == len(pairs)
     assert (repo / "artifacts/train/curve.csv").read_text().splitlines()[0] == "step,loss,reward_margin,reward_accuracy"

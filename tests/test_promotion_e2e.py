@@ -18,6 +18,13 @@ from conftest import run
 
 SPEC1 = "specs/cycles/0001-damaged-orders.yaml"
 TINY = ["train.max_steps=4", "evaluate.limit=4", "evaluate.max_new_tokens=8"]
+# a team's own checkpoint, tracked by DVC: here the tiny random model's weights, saved as a local checkpoint. Its
+# answers score 0 before and after training, so every gate ties; the cycle's spec says it accepts that.
+OWN = """name: own-checkpoint
+source: local
+path: models/own
+tokenizer: {source: local, path: models/own}
+"""
 
 
 def keygen(path: Path, comment: str) -> Path:
@@ -81,38 +88,65 @@ def test_propose_merge_promote_refusals_stale_and_rollback(project, tmp_path):
     git(repo, env, "remote", "add", "origin", str(origin))
     git(repo, env, "push", "-q", "origin", "main")
 
-    # cycle 1, reproduced with the tiny model; the gate passes (the tiny model scores 0 before and after)
+    # cycle 1 with the tiny test model: candidate and incumbent tie on every item (both score 0), so every gate is
+    # uninformative and fails, and a test model is never proposed anyway
     run(["rlops", "plan", SPEC1, "model=tiny", *TINY], repo, env)
     run(["dvc", "repro"], repo, env)
+    verdict = json.loads((repo / "artifacts/gate/verdict.json").read_text())
+    assert verdict["decision"] == "fail" and verdict["uninformative"] == [g["metric"] for g in verdict["gates"]]
+    assert "Uninformative evaluation" in (repo / "artifacts/gate/report.md").read_text()
+    p = rlops(repo, env, "propose")
+    assert p.returncode == 2 and "a test model is never proposed" in p.stderr, p.stderr
+    assert "uninformative: candidate and incumbent tied on every item" in p.stderr, p.stderr
+    assert git(repo, env, "rev-parse", "--abbrev-ref", "HEAD").stdout.strip() == "main"
+
+    # the same weights as the team's own checkpoint (DVC-tracked), and a spec that explicitly accepts gates that tie
+    shutil.copytree(repo / "artifacts/base/model", repo / "models/own")
+    run(["dvc", "add", "-q", "models/own"], repo, env)
+    (repo / "pipelines/conf/model/own.yaml").write_text(OWN)
+    spec = repo / SPEC1
+    good = "\n".join(line[:-1] + ", allow_uninformative: true}" if line.startswith("  - {metric:") else line
+                     for line in spec.read_text().splitlines()) + "\n"
+    spec.write_text(good)
+    git(repo, env, "add", "models/own.dvc", "models/.gitignore", "pipelines/conf/model/own.yaml", SPEC1)
+    git(repo, env, "commit", "-q", "-m", "Our own checkpoint; cycle 1 accepts gates that tie")
 
     # a failed gate is never proposed
-    spec = repo / SPEC1
-    good = spec.read_text()
-    spec.write_text(good.replace("{metric: heldout.rubric, rule: non_inferior, margin: 0.05}",
-                                 "{metric: heldout.rubric, rule: at_least, value: 0.5}"))
-    run(["rlops", "plan", SPEC1, "model=tiny", *TINY], repo, env)
+    spec.write_text(good.replace("rule: non_inferior, margin: 0.05, allow_uninformative: true",
+                                 "rule: at_least, value: 0.5"))
+    run(["rlops", "plan", SPEC1, "model=own", *TINY], repo, env)
     run(["dvc", "repro"], repo, env)
     p = rlops(repo, env, "propose")
     assert p.returncode == 4 and "the gate did not pass (heldout.rubric)" in p.stderr, p.stderr
     spec.write_text(good)
-    run(["rlops", "plan", SPEC1, "model=tiny", *TINY], repo, env)
+    run(["rlops", "plan", SPEC1, "model=own", *TINY], repo, env)
     run(["dvc", "repro"], repo, env)
+    verdict = json.loads((repo / "artifacts/gate/verdict.json").read_text())
+    assert verdict["decision"] == "pass", verdict
+    report = (repo / "artifacts/gate/report.md").read_text()
+    assert report.count("⚠️ uninformative (allowed)") == sum(not g["informative"] for g in verdict["gates"])
+
+    # what DVC itself leaves behind is not an unrelated change
+    run(["dvc", "plots", "show"], repo, env)
+    assert (repo / "dvc_plots").is_dir()
 
     # unrelated changes and stale outputs are refused too
     (repo / "notes.txt").write_text("wip\n")
     p = rlops(repo, env, "propose")
-    assert p.returncode == 2 and "unrelated to the cycle: notes.txt" in p.stderr, p.stderr
+    assert p.returncode == 2 and "unrelated to the cycle: notes.txt;" in p.stderr, p.stderr
     (repo / "notes.txt").unlink()
     spec.write_text(good.replace("margin: 0.05", "margin: 0.07"))
-    run(["rlops", "plan", SPEC1, "model=tiny", *TINY], repo, env)  # planned, not reproduced: the gate is stale
+    run(["rlops", "plan", SPEC1, "model=own", *TINY], repo, env)  # planned, not reproduced: the gate is stale
     p = rlops(repo, env, "propose")
     assert p.returncode == 3 and "`dvc status` shows stale outputs" in p.stderr and "gate" in p.stderr, p.stderr
     spec.write_text(good)
-    run(["rlops", "plan", SPEC1, "model=tiny", *TINY], repo, env)
+    run(["rlops", "plan", SPEC1, "model=own", *TINY], repo, env)
 
     p = rlops(repo, env, "propose")
     assert p.returncode == 0, p.stderr
     assert "cycle/0001-damaged-orders" in p.stdout and "git push -u origin cycle/0001-damaged-orders" in p.stdout
+    assert "you are now on branch cycle/0001-damaged-orders; to go back: git checkout main" in p.stdout, p.stdout
+    shutil.rmtree(repo / "dvc_plots")  # `rlops rollback` (below) still counts it as an uncommitted change
     shown = git(repo, env, "show", "--name-only", "--format=%B", "cycle/0001-damaged-orders").stdout
     for path in ("registry/support-agent/v1/version.yaml", "registry/support-agent/v1/model.dvc",
                  "deployments/support-agent.yaml", "audit/ledger.jsonl", "dvc.lock", "artifacts/gate/verdict.json"):

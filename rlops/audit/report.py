@@ -26,7 +26,8 @@ from rlops.registry import versions
 from rlops.registry.evidence import VERDICT
 
 FORMATS = ("md", "json", "html")
-SIGNALS = "artifacts/extract/signals.json"
+SIGNALS = "artifacts/extract/signals_detail.json"
+SIGNALS_BEFORE = "artifacts/extract/signals.json"  # the whole report, in histories made before signals_detail.json
 TRAIN_METRICS = "artifacts/train/metrics.json"
 MD5 = re.compile(r"^(md5:)?([0-9a-f]{32})(\.dir)?$", re.I)
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~7x faster, one version per file
@@ -79,7 +80,7 @@ def _digest(value: str | None) -> str | None:
 def _version_section(blobs: BlobReader, policy: str, version: str, at: str) -> dict[str, Any]:
     """What the registry entry and the evidence files of commit `at` say about `version`."""
     entry = _load(blobs, at, versions.version_file(policy, version), _yaml) or {}
-    signals = _load(blobs, at, SIGNALS) or {}
+    signals = _load(blobs, at, SIGNALS) or _load(blobs, at, SIGNALS_BEFORE) or {}
     params = _load(blobs, at, "params.yaml", _yaml) or {}
     metrics = _load(blobs, at, TRAIN_METRICS) or {}
     verdict = _load(blobs, at, VERDICT) or {}

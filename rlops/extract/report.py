@@ -1,8 +1,8 @@
 """The signals report: every record read is used, dropped (with the reason) or quarantined, and what came out.
 
-`status_tables` decides each record's fate in SQL; `signals_report` aggregates it into signals.json (a DVC
-metric: nested at most three levels, numbers only where `dvc metrics` should compare them) and
-`signals_markdown` renders the section that goes into the pull request.
+`status_tables` decides each record's fate in SQL; `signals_report` aggregates it into signals_detail.json (the
+whole report, evidence in the pull request); `key_counts` keeps the few counts of signals.json, the DVC metric
+(`dvc metrics show` prints one readable row of it); `signals_markdown` renders the section of the pull request.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def _num(x: Any, digits: int = 4) -> float | None:
 
 def signals_report(con: Any, params: ExtractParams, sources: Mapping[str, Any], quarantine_pii: Mapping[str, int],
                    judge: Mapping[str, Any]) -> dict[str, Any]:
-    """The content of signals.json; raises StageFailed if a record is unaccounted for (a bug)."""
+    """The content of signals_detail.json; raises StageFailed if a record is unaccounted for (a bug)."""
     invariant: dict[str, Any] = {}
     for stream, table in (("interactions", "ix_status"), ("feedback", "fb_status_n")):
         n = _counts(con, f"SELECT status, sum(n) FROM {table} GROUP BY status")
@@ -151,6 +151,15 @@ def signals_report(con: Any, params: ExtractParams, sources: Mapping[str, Any], 
                      "dedup": params.dedup, "pii": params.pii, "pii_tier": params.pii_tier,
                      "window": f"{params.window.start}..{params.window.end}" if params.window else "all"},
     }
+
+
+def key_counts(report: Mapping[str, Any]) -> dict[str, Any]:
+    """signals.json, the stage's DVC metric: the handful of counts that `dvc metrics show` and `dvc metrics diff` print
+    in one readable row. The whole report (per rule, reason, kind, version, PII type ...) is signals_detail.json."""
+    inv = report["invariant"]
+    return {"records_read": dict(report["records_read"]), "quarantined": dict(report["quarantined"]),
+            "feedback": {"used": inv["feedback"]["used"], "dropped": inv["feedback"]["dropped"]},
+            "rows": dict(report["rows"])}
 
 
 def _pii(con: Any, quarantine_pii: Mapping[str, int], params: ExtractParams) -> dict[str, Any]:

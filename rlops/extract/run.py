@@ -36,20 +36,21 @@ _IXLINE = re.compile(r"\{ixline:(\d+)\}")
 
 def outputs(fmt: str) -> tuple[str, ...]:
     """The files the stage writes (dvc.yaml's outs), signals.json last."""
-    return (*(f"{s}.{fmt}" for s in SETS), "quarantine.jsonl", "signals.md", "signals.json")
+    return (*(f"{s}.{fmt}" for s in SETS), "quarantine.jsonl", "signals.md", "signals_detail.json", "signals.json")
 
 
 OUTPUTS = outputs("jsonl")
 
 
 def run(params: Mapping[str, Any], root: Path, out_dir: Path) -> dict[str, Any]:
-    """The DVC stage: read params.yaml's data/extract/policy sections, write out_dir, return signals.json's content."""
+    """The DVC stage: read params.yaml's data/extract/policy sections, write out_dir, return the whole signals report
+    (signals_detail.json; signals.json holds its key counts)."""
     settings = ExtractParams.from_mapping(params)
     return extract(settings, Path(root), Path(out_dir))
 
 
 def extract(params: ExtractParams, root: Path, out_dir: Path) -> dict[str, Any]:
-    """Everything the stage does; returns the report it wrote to out_dir/signals.json."""
+    """Everything the stage does; returns the report it wrote to out_dir/signals_detail.json."""
     (out_dir / "signals.json").unlink(missing_ok=True)  # present only once everything else is complete
     for other in {"jsonl", "parquet"} - {params.format}:  # sets in the other format are stale (train reads either)
         for name in SETS:
@@ -87,7 +88,8 @@ def extract(params: ExtractParams, root: Path, out_dir: Path) -> dict[str, Any]:
             con.close()
     atomic_write_lines(out_dir / "quarantine.jsonl", (json.dumps(q, ensure_ascii=False) for q in quarantined))
     atomic_write_text(out_dir / "signals.md", report.signals_markdown(signals, params))
-    atomic_write_json(out_dir / "signals.json", signals)
+    atomic_write_json(out_dir / "signals_detail.json", signals)
+    atomic_write_json(out_dir / "signals.json", report.key_counts(signals))
     return signals
 
 

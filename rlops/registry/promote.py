@@ -17,7 +17,7 @@ from typing import Any
 
 
 from rlops.audit import ledger, signatures
-from rlops.errors import (EXIT_APPROVALS, EXIT_EVIDENCE, EXIT_STALE_PARENT, EXIT_UNSIGNED, Refused,
+from rlops.errors import (EXIT_APPROVALS, EXIT_EVIDENCE, EXIT_INVALID, EXIT_STALE_PARENT, EXIT_UNSIGNED, Refused,
                           RlopsError)
 from rlops.gitio import BlobReader, git, load_yaml, parents, rev
 from rlops.registry import evidence, manifest, tags, versions
@@ -25,6 +25,30 @@ from rlops.registry.propose import actor, moved
 
 PROPOSAL_EVENTS = {"proposed", "evaluated", "gate_decided", "rolled_back"}
 TRAILER = re.compile(r"^(?P<key>[A-Za-z-]+):[ \t]*(?P<value>.+)$", re.M)
+
+
+class BadCommit(RlopsError):
+    """The COMMIT argument names nothing `rlops promote` can take: a usage error (exit 2), not a failure."""
+
+    exit_code = EXIT_INVALID
+
+
+MERGES_HINT = ("pass the merge commit that landed the pull request (`git log --first-parent --merges --oneline`), "
+               "or no argument to promote every merge not recorded yet")
+
+
+def merge_commit(root: Path, commit: str) -> str:
+    """The full id of `commit`, which must be on the checked-out branch's first-parent history."""
+    sha = rev(root, commit)
+    if sha is None:
+        raise BadCommit(f"'{commit}' names no commit in this repository", hint=MERGES_HINT)
+    if sha not in git(root, "rev-list", "--first-parent", "HEAD").split():
+        here = git(root, "rev-parse", "--abbrev-ref", "HEAD").strip()
+        what = "the branch" if rev(root, f"refs/heads/{commit}") else "the commit"
+        raise BadCommit(f"{what} '{commit}' is not on the first-parent history of {here}: `rlops promote` takes a "
+                        f"merge commit on the branch it runs on, after the pull request is merged",
+                        hint="merge the pull request first, then " + MERGES_HINT)
+    return sha
 
 
 @dataclass(frozen=True)
@@ -179,12 +203,7 @@ def promote_pending(root: Path, approvals_file: Path | None = None) -> list[Prom
 def promote(root: Path, commit: str = "HEAD", approvals_file: Path | None = None) -> Promotion | None:
     """Check the merge `commit` (HEAD, or a commit on HEAD's first-parent history) and record its promotion on
     top of HEAD; None when it lands no proposal."""
-    sha = rev(root, commit)
-    if sha is None:
-        raise RlopsError(f"{commit} is not a commit")
-    if sha not in git(root, "rev-list", "--first-parent", "HEAD").split():
-        raise RlopsError(f"{commit} is not on the first-parent history of the checked-out branch",
-                         hint="check out the default branch, then run rlops promote")
+    sha = merge_commit(root, commit)
     with BlobReader(root) as blobs:
         first, prop, lines, broken = inspect_merge(root, blobs, sha)
         if prop is None:

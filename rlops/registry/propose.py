@@ -32,6 +32,7 @@ class Proposal:
     title: str
     body_file: Path
     next_steps: list[str]  # commands still to run (empty when it pushed and opened the PR itself)
+    base: str = ""  # the branch checked out before; the command leaves the user on `branch`
 
 
 def actor(root: Path) -> str:
@@ -48,19 +49,103 @@ def _allowed_changes(root: Path, spec: str) -> set[str]:
     return {spec, *evidence_paths(root)}
 
 
+# what DVC writes besides the outputs: its .gitignore and scratch space, `dvc plots show`'s page, DVCLive's folder
+DVC_OWN = (".dvc/.gitignore", ".dvc/tmp/", ".dvc/cache/", ".dvc/config.local", "dvc_plots/", "dvclive/")
+
+
+def _interpolate(text: str, params: dict[str, Any], item: dict[str, str]) -> str:
+    """dvc.yaml's `${a.b}` from params.yaml (and `${key}`/`${item}` of a foreach), as DVC resolves them."""
+    import re
+
+    def value(m: re.Match) -> str:
+        name = m.group(1).strip()
+        if name in item:
+            return item[name]
+        node: Any = params
+        for part in name.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        return str(node) if node is not None else m.group(0)
+
+    return re.sub(r"\$\{([^}]+)\}", value, text)
+
+
+def dvc_outputs(root: Path, params: dict[str, Any]) -> list[str]:
+    """Every output DVC manages here: dvc.yaml's outs, metrics and plots (resolved) and the outs of `*.dvc` files."""
+    from rlops.gitio import load_yaml
+
+    dvc_yaml = root / "dvc.yaml"
+    stages = ((load_yaml(dvc_yaml.read_text(encoding="utf-8")) or {}).get("stages") or {}) if dvc_yaml.is_file() else {}
+    paths: list[str] = []
+    for stage in stages.values():
+        bodies = [({}, stage)]
+        if "foreach" in stage:
+            each = stage["foreach"]
+            pairs = each.items() if isinstance(each, dict) else ((v, v) for v in each)
+            bodies = [({"key": str(k), "item": str(v)}, stage.get("do") or {}) for k, v in pairs]
+        for item, body in bodies:
+            for section in ("outs", "metrics", "plots"):
+                for out in body.get(section) or []:
+                    path = next(iter(out)) if isinstance(out, dict) else out
+                    paths.append(_interpolate(str(path), params, item).rstrip("/"))
+    tracked = git(root, "ls-files", "-z", "--", "*.dvc", check=False).split("\0")
+    for dvc_file in filter(None, tracked):
+        outs = (load_yaml((root / dvc_file).read_text(encoding="utf-8")) or {}).get("outs") or []
+        folder = str(Path(dvc_file).parent)
+        paths += [str(Path(folder) / o["path"]) if folder != "." else o["path"] for o in outs if "path" in o]
+    return paths
+
+
+def dvc_leftover(path: str, outputs: list[str]) -> bool:
+    """Whether a changed path is DVC's own: inside an output, the .gitignore DVC keeps beside one, or DVC's scratch."""
+    if path.startswith(DVC_OWN):
+        return True
+    if path.endswith(".gitignore"):
+        folder = str(Path(path).parent)
+        return any(str(Path(out).parent) == folder for out in outputs)
+    return any(path == out or path.startswith(out + "/") for out in outputs)
+
+
+def unrelated_changes(root: Path, params: dict[str, Any]) -> list[str]:
+    """Changed or untracked paths that are neither the cycle's evidence nor what DVC itself left behind."""
+    allowed = _allowed_changes(root, params["plan"]["spec"])
+    outputs = [o for o in dvc_outputs(root, params) if o not in allowed]
+    return [p for p in status_paths(root) if p not in allowed and not dvc_leftover(p, outputs)]
+
+
+def _set_aside(paths: list[str]) -> str:
+    import shlex
+
+    shown = paths[:10]
+    return ("the working tree holds changes unrelated to the cycle: " + ", ".join(shown)
+            + (f" and {len(paths) - len(shown)} more" if len(paths) > len(shown) else "")
+            + "; commit them, or set them aside with `" + shlex.join(["git", "stash", "push", "--include-untracked",
+                                                                    "--", *paths]) + "` (`git stash pop` brings them back)")
+
+
 def preflight(root: Path, params: dict[str, Any]) -> list[tuple[int, str]]:
-    """Every reason not to propose now: a failed gate, stale outputs, unrelated changes, a parent not in production."""
+    """Every reason not to propose now: a test model, a failed gate, stale outputs, unrelated changes (what DVC itself
+    left behind is not one), a parent not in production."""
     from rlops.spec import compose
 
     reasons: list[tuple[int, str]] = []
+    # first, so that its exit code is the command's: no verdict makes a test model's weights worth proposing
+    model = params.get("model") or {}
+    if model.get("source") == "random":
+        reasons.append((EXIT_INVALID, f"the candidate was trained from a test model ({model.get('name')}, "
+                        "model.source: random); a test model is never proposed: plan the cycle with a real model "
+                        "(without `model=tiny`), then `dvc repro`"))
     verdict_path = root / VERDICT
     if not verdict_path.is_file():
         reasons.append((EXIT_STALE, f"{VERDICT} not found: run `dvc repro` first"))
     else:
         verdict = json.loads(verdict_path.read_text(encoding="utf-8"))
         if not verdict.get("passed"):
-            failed = ", ".join(g["metric"] for g in verdict["gates"] if not g["passed"])
-            reasons.append((EXIT_GATE_FAILED, f"the gate did not pass ({failed}); a failed candidate is never proposed"))
+            failed = ", ".join(dict.fromkeys(g["metric"] for g in verdict["gates"] if not g["passed"]))
+            blind = ", ".join(dict.fromkeys(g["metric"] for g in verdict["gates"]
+                                            if not g["passed"] and g.get("informative") is False))
+            reasons.append((EXIT_GATE_FAILED, f"the gate did not pass ({failed}); a failed candidate is never proposed"
+                            + (f"; uninformative: candidate and incumbent tied on every item of {blind}, so the "
+                               "evaluation cannot tell them apart" if blind else "")))
     try:
         compose.check(root, None, None)
     except RlopsError as e:
@@ -74,12 +159,9 @@ def preflight(root: Path, params: dict[str, Any]) -> list[tuple[int, str]]:
             detail = subprocess.run([dvc, "status"], cwd=root, capture_output=True, text=True).stdout.strip()
             reasons.append((EXIT_STALE, "`dvc status` shows stale outputs; run `dvc repro` first:\n    "
                             + detail.replace("\n", "\n    ")))
-    spec = params["plan"]["spec"]
-    unrelated = [p for p in status_paths(root) if p not in _allowed_changes(root, spec) and not p.endswith("/.gitignore")
-                 and not p.startswith(".dvc/")]
+    unrelated = unrelated_changes(root, params)
     if unrelated:
-        reasons.append((EXIT_INVALID, "the working tree holds changes unrelated to the cycle: " + ", ".join(unrelated[:10])
-                        + (" ..." if len(unrelated) > 10 else "") + "; commit or stash them first"))
+        reasons.append((EXIT_INVALID, _set_aside(unrelated)))
     policy = params["cycle"]["policy"]
     production = manifest.load(root, policy).production
     if params["cycle"]["parent_version"] != production:
@@ -229,4 +311,4 @@ def propose(root: Path, *, remote: str = "origin", push: bool = True) -> Proposa
     body_file.parent.mkdir(parents=True, exist_ok=True)
     body_file.write_text(body, encoding="utf-8")
     steps = open_pr(root, branch, base, title, body_file, remote, push)
-    return Proposal(version, branch, commit, title, body_file, steps)
+    return Proposal(version, branch, commit, title, body_file, steps, base)

@@ -1,0 +1,21 @@
+"""pyproject.toml declares its license the PEP 639 way, so no install prints setuptools' deprecation warnings."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_license_is_an_spdx_string_with_its_files_and_a_setuptools_that_reads_them():
+    project = PYPROJECT["project"]
+    assert project["license"] == "Apache-2.0"  # a table ({text = ...}) is deprecated since setuptools 77
+    assert project["license-files"] and all(list(ROOT.glob(p)) for p in project["license-files"])
+    assert "Apache License" in (ROOT / "LICENSE").read_text() and "Version 2.0" in (ROOT / "LICENSE").read_text()
+    assert not any(c.startswith("License ::") for c in project.get("classifiers", []))  # PEP 639 forbids both
+    floor = next(r for r in PYPROJECT["build-system"]["requires"] if r.startswith("setuptools"))
+    version = re.search(r">=\s*(\d+)", floor)
+    assert version and int(version.group(1)) >= 77, floor  # the first setuptools that reads an SPDX license
