@@ -118,9 +118,9 @@ def signature(root: Path, commit: str, pinned: Pinned, *, blobs: BlobReader | No
         if raw is not None and raw.startswith(b"tree "):
             try:
                 payload, armored = split_commit(raw)
+                sig = N if armored is None else ssh_verdict(payload, armored, pinned)
             except Undecided:
-                armored = payload = b""
-            sig = N if armored is None else ssh_verdict(payload, armored, pinned) if armored else None
+                sig = None
             if sig is not None:
                 return sig
     return signature_by_git(root, commit, pinned)
@@ -248,6 +248,9 @@ def public_key(blob: bytes):
         size = CURVES.get(curve, ("", "", 0))[2]
         if b"ecdsa-sha2-" + curve != kind or len(point) != 1 + 2 * size or point[0] != 4:
             raise Undecided("an ECDSA key whose curve or point encoding ssh-keygen would read otherwise")
+        half = {32: 128, 48: 192, 66: 260}[size]  # OpenSSH refuses coordinates of half the order's bits or fewer
+        if min(int.from_bytes(point[1:1 + size], "big"), int.from_bytes(point[1 + size:], "big")).bit_length() <= half:
+            raise Undecided("an ECDSA point OpenSSH refuses")
         try:
             key = ec.EllipticCurvePublicKey.from_encoded_point(getattr(ec, CURVES[curve][0])(), point)
         except ValueError:
