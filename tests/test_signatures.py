@@ -343,6 +343,9 @@ def test_tag_signatures(repo):
     run(["git", *ssh, "-c", f"user.signingkey={mallory}", "tag", "-s", "support-agent#prod#2", "-m", "forged", target],
         r, env)
     run(["git", "tag", "-a", "support-agent@v1.0.0", "-m", "unsigned", target], r, env)
+    # a message quoting a signature block: git splits at the last one, the tag's own signature
+    run(["git", *ssh, "-c", f"user.signingkey={alice}", "tag", "-s", "quoting", "-m",
+         "as quoted:\n-----BEGIN SSH SIGNATURE-----\nAAAA\n-----END SSH SIGNATURE-----\n", target], r, env)
 
     def obj(name: str) -> str:
         return run(["git", "rev-parse", f"refs/tags/{name}"], r, env).stdout.strip()
@@ -357,6 +360,10 @@ def test_tag_signatures(repo):
     assert check_tag(obj("support-agent#prod#2")).status == "U"
     assert tag_by_git(r, env, "support-agent#prod#2", pinned).startswith('Good "git" signature with ECDSA key')
     assert check_tag(obj("support-agent@v1.0.0")) == signatures.N
+    with BlobReader(r) as blobs:
+        payload, armored = signatures.split_tag(blobs.read(obj("quoting")))
+    assert signatures.ssh_verdict(payload, armored, signatures.Pinned(pinned, frozenset())).status == "G"
+    assert tag_by_git(r, env, "quoting", pinned).startswith('Good "git" signature for alice@rlops.test')
     assert check_tag(target) == signatures.N  # a lightweight tag names the commit itself
 
     # the in-process verdicts equal git verify-tag's, read by the subprocess path
