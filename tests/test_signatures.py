@@ -405,3 +405,22 @@ def test_property_random_commits_agree_with_git(repo, message, kind, pinned_key,
     assert verdict(r, sha, allowed) == git_says
     if mine is None:
         assert git_says.status not in "GU"  # a signature that verifies is never left to ssh-keygen here
+
+
+@pytest.mark.skipif(shutil.which("gpg") is None, reason="gpg is not installed")
+def test_gpg_tag_reads_as_gits_commit_verdict(repo):
+    """An OpenPGP-signed tag goes to `git verify-tag`; its verdict reads as git's %G? %GF %GP %GS of a commit signed
+    with the same key (G with gpg's ultimate trust, U in a keyring that knows the key without trusting it)."""
+    r, env, tmp = repo
+    run(["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--quick-gen-key",
+         "web-flow <noreply@rlops.test>", "ed25519", "sign", "never"], r, env)
+    listing = run(["gpg", "--with-colons", "--list-keys", "noreply@rlops.test"], r, env).stdout
+    fpr = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
+    signed = commit(r, env, "signed with gpg", "-c", f"user.signingkey={fpr}", "-c", "commit.gpgsign=true")
+    run(["git", "-c", f"user.signingkey={fpr}", "tag", "-s", "support-agent#prod#1", "-m", "anchor", signed], r, env)
+    tag = run(["git", "rev-parse", "refs/tags/support-agent#prod#1"], r, env).stdout.strip()
+    pinned = signatures.Pinned("", frozenset({fpr}))
+    of_commit = signatures.signature(r, signed, pinned)
+    assert of_commit.status == "G" and of_commit.fingerprint == fpr
+    assert signatures.tag_signature(r, tag, pinned) == of_commit
+    assert signatures.problem_with(signatures.tag_signature(r, tag, pinned), pinned) is None
