@@ -424,3 +424,21 @@ def test_gpg_tag_reads_as_gits_commit_verdict(repo):
     assert of_commit.status == "G" and of_commit.fingerprint == fpr
     assert signatures.tag_signature(r, tag, pinned) == of_commit
     assert signatures.problem_with(signatures.tag_signature(r, tag, pinned), pinned) is None
+
+
+def test_blob_reader_keeps_recent_reads_by_object_id_only(repo):
+    """What an object id names never changes, so a second read is answered from memory; `HEAD:path` moves."""
+    r, env, _ = repo
+    (r / "f").write_text("one\n")
+    run(["git", "add", "f"], r, env)
+    first = commit(r, env, "one")
+    with BlobReader(r) as blobs:
+        assert blobs.read(first, "f") == b"one\n" and blobs.read("HEAD", "f") == b"one\n"
+        assert blobs.read(first, "missing") is None
+        (r / "f").write_text("two\n")
+        run(["git", "add", "f"], r, env)
+        commit(r, env, "two")
+        assert blobs.read("HEAD", "f") == b"two\n"
+        assert blobs.read(first, "f") == b"one\n" and blobs.read(first, "missing") is None
+        blobs._proc.stdin.close()  # the process cannot answer any more: only remembered reads work
+        assert blobs.read(first, "f") == b"one\n" and blobs.read(first, "missing") is None

@@ -67,6 +67,11 @@ def ssh_fingerprint(key_b64: str) -> str:
 
 def parse_allowed_signers(text: str) -> set[str]:
     """Fingerprints of the keys in an allowed_signers file (`principals [options] keytype base64 [comment]`)."""
+    return set(_fingerprints(text))
+
+
+@functools.lru_cache(maxsize=64)
+def _fingerprints(text: str) -> frozenset[str]:  # the file rarely changes: audit verify parses it once, not per merge
     prints = set()
     for line in text.splitlines():
         words = line.split()
@@ -79,7 +84,7 @@ def parse_allowed_signers(text: str) -> set[str]:
                 except ValueError:
                     pass
                 break
-    return prints
+    return frozenset(prints)
 
 
 def pinned_at(blobs: BlobReader, commit: str) -> Pinned:
