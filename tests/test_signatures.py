@@ -288,7 +288,8 @@ def test_allowed_signers_that_only_ssh_keygen_reads_fall_back(repo, line, good):
 
 
 def test_keys_in_process_does_not_support_fall_back(repo):
-    """A DSA-less world: sk-* keys and certificates need hardware or a CA; a certificate is made here."""
+    """A signature by an SSH certificate goes to ssh-keygen, with a cert-authority line or a plain one (sk-* keys,
+    the other kind left to it, need a hardware token and are not made here)."""
     r, env, tmp = repo
     ca, alice = keygen(tmp, "ed25519", "ca"), keygen(tmp, "ed25519")
     subprocess.run(["ssh-keygen", "-q", "-s", str(ca), "-I", "alice", "-n", "alice@rlops.test", f"{alice}.pub"],
