@@ -443,3 +443,32 @@ def test_blob_reader_keeps_recent_reads_by_object_id_only(repo):
         assert blobs.read(first, "f") == b"one\n" and blobs.read(first, "missing") is None
         blobs._proc.stdin.close()  # the process cannot answer any more: only remembered reads work
         assert blobs.read(first, "f") == b"one\n" and blobs.read(first, "missing") is None
+
+
+def test_audit_verify_gives_the_same_breaks_in_process_as_through_git(tmp_path, monkeypatch):
+    """A real history (tests/synth_history.py): two good promotions, then one merged with a key that is not pinned
+    (promoted by a CI job that trusted it). verify lists the same breaks with signatures checked in-process as with
+    every signature through git, and in-process it starts no signature process at all."""
+    from rlops.audit.verify import verify
+    from synth_history import init
+
+    repo = init(tmp_path / "repo")
+    repo.cycle_once()
+    repo.cycle_once()
+    stranger = keygen(tmp_path, "ed25519", "stranger")
+    repo.merge(repo.propose(), key=stranger)
+    repo.promote(trust=stranger)
+    for name, value in repo.env.items():
+        monkeypatch.setenv(name, value)
+
+    def through_git(*a, **k):
+        raise AssertionError("a signature went to git")
+
+    with monkeypatch.context() as m:
+        m.setattr(signatures, "signature_by_git", through_git)
+        mine = verify(repo.path)
+    monkeypatch.setenv(signatures.ENV_SWITCH, "git")
+    gits = verify(repo.path)
+    assert [str(b) for b in mine.breaks] == [str(b) for b in gits.breaks]
+    assert len(mine.breaks) == 1 and repo.promotions[-1][:12] in str(mine.breaks[0])
+    assert "not pinned" in str(mine.breaks[0]) and mine.promotions == 3
