@@ -61,7 +61,7 @@ OBJECT_ID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 class BlobReader:
     """Reads `rev:path` from the object store through one long-lived `git cat-file --batch` process.
 
-    The last few small reads by object id are kept: what `rev:path` names never changes, and audit verify reads a
+    The last few small objects read by object id are kept: what `rev:path` names never changes, and audit verify reads a
     tenth of its objects twice within one promotion's checks (dvc.lock, verdict.json, the merge commit)."""
 
     RECENT, SMALL = 64, 1 << 20  # entries, and the largest object kept (bytes)
@@ -77,7 +77,8 @@ class BlobReader:
         if key in self._recent:
             return self._recent[key]
         data = self._read(rev, path)
-        if OBJECT_ID.fullmatch(rev) and (data is None or len(data) <= self.SMALL):
+        # not an absence: an object fetched or written later may fill it
+        if data is not None and len(data) <= self.SMALL and OBJECT_ID.fullmatch(rev):
             if len(self._recent) >= self.RECENT:
                 del self._recent[next(iter(self._recent))]
             self._recent[key] = data

@@ -441,8 +441,15 @@ def test_blob_reader_keeps_recent_reads_by_object_id_only(repo):
         commit(r, env, "two")
         assert blobs.read("HEAD", "f") == b"two\n"
         assert blobs.read(first, "f") == b"one\n" and blobs.read(first, "missing") is None
+        # a commit that did not exist when it was first asked for, written later: found then
+        raw = run(["git", "cat-file", "commit", first], r, env).stdout.replace("one", "later")
+        later = subprocess.run(["git", "hash-object", "-t", "commit", "--stdin"], cwd=r, env=env, input=raw,
+                               text=True, capture_output=True, check=True).stdout.strip()
+        assert blobs.read(later) is None
+        assert write_object(r, env, "commit", raw.encode()) == later
+        assert blobs.read(later) == raw.encode()
         blobs._proc.stdin.close()  # the process cannot answer any more: only remembered reads work
-        assert blobs.read(first, "f") == b"one\n" and blobs.read(first, "missing") is None
+        assert blobs.read(first, "f") == b"one\n"
 
 
 def test_audit_verify_gives_the_same_breaks_in_process_as_through_git(tmp_path, monkeypatch):
