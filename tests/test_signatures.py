@@ -37,7 +37,13 @@ def repo(tmp_path: Path, monkeypatch):
     for args in (["init", "-q", "-b", "main"], ["config", "user.email", "alice@rlops.test"],
                  ["config", "user.name", "alice"]):
         run(["git", *args], r, env)
-    return r, env, tmp_path
+    yield r, env, tmp_path
+    # gpg starts an agent per keyring that outlives the test: stop the ones this test's keyrings started
+    if shutil.which("gpgconf"):
+        for keyring in (home / ".gnupg", tmp_path / "gnupg-ci"):
+            if keyring.is_dir():
+                subprocess.run(["gpgconf", "--kill", "gpg-agent"], env={**env, "GNUPGHOME": str(keyring)},
+                               capture_output=True)
 
 
 def ssh_key(tmp: Path, name: str) -> Path:
