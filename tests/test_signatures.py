@@ -124,6 +124,8 @@ def test_gpg_key_known_but_untrusted_is_refused_even_when_pinned(repo, monkeypat
     run(["git", "add", "audit"], r, env)
     pinned = commit(r, env, "pin it")
     signed = commit(r, env, "signed", "-c", f"user.signingkey={fpr}", "-c", "commit.gpgsign=true")
+    run(["git", "-c", f"user.signingkey={fpr}", "tag", "-s", "support-agent#prod#1", "-m", "anchor", signed], r, env)
+    tag = run(["git", "rev-parse", "refs/tags/support-agent#prod#1"], r, env).stdout.strip()
     # another keyring that knows the public key without trusting it, as a fresh CI runner after `gpg --import`
     public = subprocess.run(["gpg", "--armor", "--export", fpr], cwd=r, env=env, capture_output=True, check=True).stdout
     other = tmp / "gnupg-ci"
@@ -133,6 +135,9 @@ def test_gpg_key_known_but_untrusted_is_refused_even_when_pinned(repo, monkeypat
     monkeypatch.setenv("GNUPGHOME", str(other))
     assert subprocess.run(["git", "verify-commit", signed], cwd=r, env=env, capture_output=True).returncode == 0
     assert "untrusted" in check(r, signed, pinned)
+    with BlobReader(r) as blobs:
+        tag_sig = signatures.tag_signature(r, tag, signatures.pinned_at(blobs, pinned), blobs=blobs)
+    assert tag_sig.status == "U" and tag_sig.fingerprint == fpr  # the signed tag, as the commit: known, not trusted
 
 
 # --- SSH signatures checked in-process, cross-checked against git + ssh-keygen ---------------------------------------
