@@ -1,6 +1,7 @@
 """Time `rlops audit verify` on synthetic histories of 250, 500 and 1,000 promotions; it must grow linearly.
 
     .venv/bin/python benchmarks/audit_verify.py                  # build (once, cached) and measure
+    .venv/bin/python benchmarks/audit_verify.py --compare        # also time signatures checked by git (before)
     .venv/bin/python benchmarks/audit_verify.py --profile 1000   # cProfile of verify() on one history
 
 The history (tests/synth_history.py) is real: every promotion is a proposal commit made with rlops's registry
@@ -9,6 +10,10 @@ code, a `git merge --no-ff -S` signed with an SSH key pinned in audit/allowed_si
 $RLOPS_BENCH_CACHE (default /tmp/rlops-bench-audit), per synth_history.FORMAT; the 250- and 500-promotion
 histories are `git clone --single-branch` of its prefixes (tags follow the commits), so all three are clones,
 packed alike, as an auditor would verify them. Each is verified in a fresh `rlops` process, best of 3.
+
+`--compare` times each history both ways in the same run, alternating: with every signature checked by git
+(`RLOPS_SIGNATURES=git`: one `git log --format=%G?` and its `ssh-keygen` per merge, as before in-process checking)
+and as shipped (SSH signatures verified in-process, rlops/audit/signatures.py).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from synth_history import FORMAT, env_for, init  # noqa: E402
+
+from rlops.audit.signatures import ENV_SWITCH  # noqa: E402
 
 SIZES = (250, 500, 1000)
 CACHE = Path(os.environ.get("RLOPS_BENCH_CACHE", "/tmp/rlops-bench-audit"))
@@ -83,17 +90,25 @@ def clone(src: Path, k: int, key: str, env: dict[str, str]) -> Path:
     return dst
 
 
-def verify_seconds(repo: Path, env: dict[str, str], runs: int = 3) -> tuple[float, str]:
-    best, line = float("inf"), ""
+def verify_once(repo: Path, env: dict[str, str]) -> tuple[float, str]:
+    """Seconds of one `rlops audit verify` in a fresh process, and its last line."""
+    t = time.perf_counter()
+    p = subprocess.run([str(Path(sys.executable).parent / "rlops"), "audit", "verify"], cwd=repo, env=env,
+                       capture_output=True, text=True)
+    dt = time.perf_counter() - t
+    if p.returncode != 0:
+        sys.exit(f"rlops audit verify failed ({p.returncode}) in {repo}:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+    return dt, p.stdout.strip().splitlines()[-1]
+
+
+def verify_seconds(repo: Path, envs: dict[str, dict[str, str]], runs: int = 3) -> dict[str, tuple[float, str]]:
+    """Best of `runs` for each environment, the runs alternating between them (so both see the same machine load)."""
+    best = {name: (float("inf"), "") for name in envs}
     for _ in range(runs):
-        t = time.perf_counter()
-        p = subprocess.run([str(Path(sys.executable).parent / "rlops"), "audit", "verify"], cwd=repo, env=env,
-                           capture_output=True, text=True)
-        dt = time.perf_counter() - t
-        if p.returncode != 0:
-            sys.exit(f"rlops audit verify failed ({p.returncode}) in {repo}:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
-        best, line = min(best, dt), p.stdout.strip().splitlines()[-1]
-    return best, line
+        for name, env in envs.items():
+            dt, line = verify_once(repo, env)
+            best[name] = (min(best[name][0], dt), line)
+    return best
 
 
 def profile(repo: Path, env: dict[str, str]) -> None:
@@ -116,6 +131,8 @@ def main() -> None:
     ap.add_argument("--profile", type=int, choices=SIZES, help="profile verify() on this history instead of timing")
     ap.add_argument("--runs", type=int, default=3, help="timed runs per history; the best counts (default 3)")
     ap.add_argument("--rebuild", action="store_true", help="build the histories anew (minutes)")
+    ap.add_argument("--compare", action="store_true",
+                    help=f"also time each history with every signature checked by git ({ENV_SWITCH}=git), alternating")
     args = ap.parse_args()
     key = f"format{FORMAT}"
     if args.rebuild:
@@ -130,13 +147,19 @@ def main() -> None:
         return
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"{subprocess.run(['git', '--version'], capture_output=True, text=True).stdout.strip()}")
-    times = {}
-    print(f"| promotions | ledger events | verify, best of {args.runs} (s) | per promotion (ms) |")
-    print("|---:|---:|---:|---:|")
+    envs = {"after": env}
+    if args.compare:
+        envs = {"before": {**env, ENV_SWITCH: "git"}, "after": env}
+    times: dict[int, float] = {}
+    before = f" signatures by git, best of {args.runs} (s) | per promotion (ms) |" if args.compare else ""
+    print(f"| promotions | ledger events |{before} verify, best of {args.runs} (s) | per promotion (ms) |")
+    print("|---:|---:|" + ("---:|---:|" if args.compare else "") + "---:|---:|")
     for k in SIZES:
-        times[k], line = verify_seconds(repos[k], env, args.runs)
+        best = verify_seconds(repos[k], envs, args.runs)
+        times[k], line = best["after"]
         events = line.split("ok: ", 1)[1].split(" ledger events")[0] if "ok: " in line else "?"
-        print(f"| {k} | {events} | {times[k]:.2f} | {1000 * times[k] / k:.1f} |", flush=True)
+        cells = [f"{best[name][0]:.2f} | {1000 * best[name][0] / k:.1f}" for name in envs]
+        print(f"| {k} | {events} | {' | '.join(cells)} |", flush=True)
     print(f"\nt(500)/t(250) = {times[500] / times[250]:.2f}; t(1000)/t(500) = {times[1000] / times[500]:.2f} "
           f"(linear growth: about 2.0); t(1000)/t(250) = {times[1000] / times[250]:.2f} (linear: about 4.0)")
 

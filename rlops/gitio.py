@@ -7,6 +7,7 @@ files from history costs one process, not thousands (audit verify stays linear i
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -54,15 +55,36 @@ def status_paths(root: Path) -> list[str]:
     return paths
 
 
+OBJECT_ID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
+
+
 class BlobReader:
-    """Reads `rev:path` from the object store through one long-lived `git cat-file --batch` process."""
+    """Reads `rev:path` from the object store through one long-lived `git cat-file --batch` process.
+
+    The last few small objects read by object id are kept: what `rev:path` names never changes, and audit verify reads a
+    tenth of its objects twice within one promotion's checks (dvc.lock, verdict.json, the merge commit)."""
+
+    RECENT, SMALL = 64, 1 << 20  # entries, and the largest object kept (bytes)
 
     def __init__(self, root: Path):
         self._proc = subprocess.Popen(["git", "cat-file", "--batch"], cwd=root, stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self._recent: dict[tuple[str, str], bytes | None] = {}
 
     def read(self, rev: str, path: str = "") -> bytes | None:
         """The object's bytes, or None when `rev:path` does not exist."""
+        key = (rev, path)
+        if key in self._recent:
+            return self._recent[key]
+        data = self._read(rev, path)
+        # not an absence: an object fetched or written later may fill it
+        if data is not None and len(data) <= self.SMALL and OBJECT_ID.fullmatch(rev):
+            if len(self._recent) >= self.RECENT:
+                del self._recent[next(iter(self._recent))]
+            self._recent[key] = data
+        return data
+
+    def _read(self, rev: str, path: str) -> bytes | None:
         assert self._proc.stdin and self._proc.stdout
         name = f"{rev}:{path}" if path else rev
         self._proc.stdin.write(name.encode() + b"\n")

@@ -105,7 +105,7 @@ def verify(root: Path, ref: str = "HEAD") -> Result:
                 continue
             result.promotions += 1
             pinned = signatures.pinned_at(blobs, ps[0])
-            sig = signatures.signature(root, merge, pinned)
+            sig = signatures.signature(root, merge, pinned, blobs=blobs)
             for _, msg in check_proposal(blobs, merge, ps[0], prop, pinned, sig):
                 brk(Break(merge, "", msg))
             anchor = trailers(blobs.message(ps[1])).get("rlops-ledger", [""])[-1]

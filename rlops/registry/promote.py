@@ -217,7 +217,7 @@ def promote(root: Path, commit: str = "HEAD", approvals_file: Path | None = None
                           hint="revert it and merge the pull request with a merge commit")
         policy = policy_at(blobs, first)
         pinned = signatures.pinned_at(blobs, first)
-        signer = signatures.signature(root, sha, pinned)
+        signer = signatures.signature(root, sha, pinned, blobs=blobs)
         reasons = check_proposal(blobs, sha, first, prop, pinned, signer)
         reasons += [(EXIT_EVIDENCE, b) for b in broken]
         anchor = trailers(blobs.message(ps[1])).get("rlops-ledger", [""])[-1]
