@@ -14,7 +14,9 @@ from typing import Any
 import yaml
 
 from rlops.errors import InvalidInput, Problem, StaleParams
+from rlops.spec import checks
 from rlops.spec.validate import load_policy, load_spec
+from rlops.spec.yamlload import field_path, load_yaml
 
 CONF_DIR = Path("pipelines") / "conf"
 PARAMS = "params.yaml"
@@ -66,30 +68,29 @@ def _compose(root: Path, groups: dict[str, str]) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)
 
 
-def _set_override(params: dict[str, Any], o, file: str) -> None:
+def _set_override(params: dict[str, Any], o, file: str) -> Problem | None:
     """Apply one `a.b.c=value` override; refuse keys that do not exist (typos) unless `+`-prefixed."""
     *parents, leaf = o.key_or_group.split(".")
     if (parents[0] if parents else leaf) not in SECTIONS:
-        raise InvalidInput([Problem(file, None, o.key_or_group, "no such section")],
-                           hint=f"params.yaml has: {', '.join(SECTIONS)}")
+        return Problem(file, None, o.key_or_group, f"no such section; params.yaml has: {', '.join(SECTIONS)}")
     node = params
     for k in parents:
         if not isinstance(node.get(k), dict):
             if o.type.name != "ADD":
-                raise InvalidInput([Problem(file, None, o.key_or_group, f"no such setting ('{k}' is not a section)")])
+                return Problem(file, None, o.key_or_group, f"no such setting ('{k}' is not a section)")
             node[k] = {}
         node = node[k]
     if o.type.name == "DEL":
         node.pop(leaf, None)
-        return
+        return None
     if leaf not in node and o.type.name != "ADD":
         known = ", ".join(sorted(node)) if isinstance(node, dict) else ""
-        raise InvalidInput([Problem(file, None, o.key_or_group, "no such setting")],
-                           hint=f"known here: {known}; prefix with + to add a new key")
+        return Problem(file, None, o.key_or_group, f"no such setting; known here: {known}; prefix with + to add a new key")
     node[leaf] = o.value()
+    return None
 
 
-def _apply_mapping(section: dict[str, Any], overrides: dict[str, Any], spec_file: str, field: str, line) -> None:
+def _apply_mapping(section: dict[str, Any], overrides: dict[str, Any], spec_file: str, field: str, line) -> list[Problem]:
     problems = []
     for key, value in overrides.items():
         *parents, leaf = key.split(".")
@@ -102,8 +103,50 @@ def _apply_mapping(section: dict[str, Any], overrides: dict[str, Any], spec_file
                                     f"not a setting here; known: {known}"))
             continue
         node[leaf] = value
-    if problems:
-        raise InvalidInput(problems)
+    return problems
+
+
+def _origin(root: Path, spec, groups: dict[str, str], values, choice: dict[str, str], parent_model) -> checks.Where:
+    """Where a value of params.yaml came from: the command line, the spec (with its line) or a conf file."""
+    cli = {o.key_or_group.lstrip("+~") for o in values}
+    data, spec_file = spec.data, spec.file
+
+    def conf_line(group: str, path: tuple) -> tuple[str, int | None, str]:
+        file = root / CONF_DIR / group / f"{choice[group]}.yaml"
+        try:
+            loaded = load_yaml(file, root)
+            return loaded.file, loaded.line(path[1:]), field_path(path)
+        except InvalidInput:
+            return (CONF_DIR / group / f"{choice[group]}.yaml").as_posix(), None, field_path(path)
+
+    def in_spec(*path) -> tuple[str, int | None, str]:
+        return spec_file, spec.line(path), field_path(path)
+
+    def where(path: tuple) -> tuple[str, int | None, str]:
+        keys = [str(p) for p in path]
+        if any(".".join(keys[:n]) in cli for n in range(1, len(keys) + 1)):
+            return "command line", None, field_path(path)
+        section, rest = path[0], tuple(path[1:])
+        if section == "model":
+            if "model" in groups:
+                return "command line", None, field_path(path)
+            return in_spec("parent") if parent_model is not None else conf_line("model", path)
+        if section == "train":
+            overrides = data["train"].get("overrides") or {}
+            if rest and rest[0] in overrides:
+                return in_spec("train", "overrides", rest[0])
+            if rest == ("method",):
+                return in_spec("train", "method")
+            return conf_line("method", path) if "method" not in groups else ("command line", None, field_path(path))
+        if section == "gate" and rest[:1] == ("rules",):
+            return in_spec("gates", *rest[1:])
+        if section == "data" and rest:
+            return in_spec("feedback", *rest)
+        if section == "evaluate" and rest[:1] == ("suites",):
+            return in_spec("evaluate", *rest)
+        return PARAMS, None, field_path(path)
+
+    return where
 
 
 def plan(root: Path, spec_path: Path, overrides: list[str]) -> tuple[dict[str, Any], str]:
@@ -127,9 +170,9 @@ def plan(root: Path, spec_path: Path, overrides: list[str]) -> tuple[dict[str, A
         composed["model"] = parent_model
 
     train = composed["train"]
-    _apply_mapping(train, spec["train"].get("overrides", {}), spec_file, "train.overrides", lines.line)
+    problems = _apply_mapping(train, spec["train"].get("overrides", {}), spec_file, "train.overrides", lines.line)
     evaluate = composed["evaluate"]
-    _apply_mapping(evaluate, spec["evaluate"].get("overrides", {}), spec_file, "evaluate.overrides", lines.line)
+    problems += _apply_mapping(evaluate, spec["evaluate"].get("overrides", {}), spec_file, "evaluate.overrides", lines.line)
     evaluate["suites"] = list(spec["evaluate"]["suites"])
     extract = composed["extract"]
     for key, value in spec.get("extract", {}).items():  # a mapping (judge, implicit_weights) merges with its default
@@ -158,8 +201,11 @@ def plan(root: Path, spec_path: Path, overrides: list[str]) -> tuple[dict[str, A
                            for g in spec["gates"]]},
         "seed": composed["seed"],
     }
-    for o in values:
-        _set_override(params, o, "command line")
+    problems += [p for p in (_set_override(params, o, "command line") for o in values) if p]
+    if not problems:  # the checks read the params these settings give: only once all of them applied
+        problems += checks.params_problems(params, root, _origin(root, lines, groups, values, choice, parent_model))
+    if problems:
+        raise InvalidInput(problems, hint="fix each place named above, then run `rlops plan` again")
     params = {k: params[k] for k in SECTIONS if k in params}
     command = " ".join(["rlops", "plan", shlex.quote(spec_file), *map(shlex.quote, overrides)])
     header = (f"# Generated by `{command}` from {spec_file} and {CONF_DIR}/.\n"
