@@ -53,7 +53,28 @@ def test_check_reports_a_stale_plan_with_a_diff(project, capsys):
     capsys.readouterr()
     assert plan(repo, "--check") == 3
     err = capsys.readouterr().err
-    assert "stale" in err and "+  max_steps: 25" in err and "hint: run `rlops plan" in err
+    assert "stale" in err and "train.max_steps: 24 in params.yaml, 25 planned" in err and "hint: run `rlops plan" in err
+    assert len([line for line in err.splitlines() if " planned" in line]) == 1  # only the value that changed
+
+
+def test_check_compares_values_not_dvc_s_yaml_formatting(project, capsys):
+    """`dvc exp run -S key=value` rewrites params.yaml with its own YAML writer (wrapping, `null` as empty):
+    `plan --check` shows only the value that really changed, and nothing when none did."""
+    from dvc.utils.hydra import apply_overrides  # what `dvc exp run -S` calls
+
+    repo, _ = project
+    assert plan(repo, SPEC) == 0
+    text = (repo / "params.yaml").read_text()
+    apply_overrides(repo / "params.yaml", ["seed=0"])  # the same value: only the formatting changes
+    assert (repo / "params.yaml").read_text() != text  # it did reformat (line wrapping, `max_per_user:` empty)
+    capsys.readouterr()
+    assert plan(repo, "--check") == 0, capsys.readouterr().err
+    apply_overrides(repo / "params.yaml", ["train.max_steps=3"])
+    capsys.readouterr()
+    assert plan(repo, "--check") == 3
+    err = capsys.readouterr().err
+    changed = [line.strip() for line in err.splitlines() if " planned" in line]
+    assert changed == ["train.max_steps: 3 in params.yaml, 24 planned"], err
 
 
 def test_unknown_override_key_and_group_option_are_clear_errors(project, capsys):

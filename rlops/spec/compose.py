@@ -223,21 +223,62 @@ def write(root: Path, spec_path: Path, overrides: list[str]) -> Path:
     return out
 
 
-def check(root: Path, spec_path: Path | None, overrides: list[str] | None) -> None:
-    """Raise StaleParams when params.yaml differs from what the spec and conf produce now."""
+def differences(current: Any, planned: Any, path: str = "") -> list[str]:
+    """The values that differ, one line each (`train.max_steps: 24 in params.yaml, 25 planned`); YAML formatting
+    (quoting, `null` or empty, line wrapping, comments) is not a difference."""
+    if isinstance(current, dict) and isinstance(planned, dict):
+        out = []
+        for key in [*current, *(k for k in planned if k not in current)]:
+            where = f"{path}.{key}" if path else str(key)
+            if key not in planned:
+                out.append(f"{where}: in params.yaml, not planned")
+            elif key not in current:
+                out.append(f"{where}: planned ({_show(planned[key])}), missing from params.yaml")
+            else:
+                out += differences(current[key], planned[key], where)
+        return out
+    if isinstance(current, list) and isinstance(planned, list) and len(current) == len(planned):
+        return [d for i, (a, b) in enumerate(zip(current, planned)) for d in differences(a, b, f"{path}[{i}]")]
+    if current == planned and type(current) is type(planned) or _same_number(current, planned):
+        return []
+    return [f"{path or '(the whole file)'}: {_show(current)} in params.yaml, {_show(planned)} planned"]
+
+
+def _same_number(a: Any, b: Any) -> bool:
+    numbers = (int, float)
+    return all(isinstance(x, numbers) and not isinstance(x, bool) for x in (a, b)) and a == b
+
+
+def _show(value: Any) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def staleness(root: Path, spec_path: Path | None = None, overrides: list[str] | None = None) -> tuple[str, list[str]]:
+    """(the plan command, how params.yaml differs from what it produces now: [] when current).
+
+    Raises StaleParams when there is no params.yaml or it names no spec, InvalidInput when the spec no longer plans."""
     out = Path(root) / PARAMS
     if not out.is_file():
         raise StaleParams(f"{PARAMS} does not exist", hint="run `rlops plan SPEC`")
-    current = out.read_text(encoding="utf-8")
+    try:
+        current = yaml.safe_load(out.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise StaleParams(f"{PARAMS} is not valid YAML: {str(e).splitlines()[0]}", hint="run `rlops plan SPEC`") from None
     if spec_path is None:
-        recorded = (yaml.safe_load(current) or {}).get("plan") or {}
+        recorded = (current.get("plan") if isinstance(current, dict) else None) or {}
         if "spec" not in recorded:
             raise StaleParams(f"{PARAMS} has no `plan` section naming its spec", hint="run `rlops plan SPEC`")
-        spec_path, overrides = Path(recorded["spec"]), list(recorded.get("overrides", []))
+        spec_path, overrides = Path(recorded["spec"]), list(recorded.get("overrides") or [])
     _, text = plan(root, spec_path, overrides or [])
-    if text != current:
-        import difflib
+    command = " ".join(["rlops plan", shlex.quote(str(spec_path)), *map(shlex.quote, overrides or [])])
+    return command, differences(current, yaml.safe_load(text))
 
-        diff = "".join(difflib.unified_diff(current.splitlines(True), text.splitlines(True), PARAMS, "planned", n=0))
-        raise StaleParams(f"{PARAMS} is stale: it differs from what `rlops plan` produces now:\n{diff.rstrip()}",
-                          hint=f"run `rlops plan {spec_path} {' '.join(overrides or [])}`".rstrip() + " and commit params.yaml")
+
+def check(root: Path, spec_path: Path | None, overrides: list[str] | None) -> None:
+    """Raise StaleParams when params.yaml's values differ from what the spec and conf produce now."""
+    command, diff = staleness(root, spec_path, overrides)
+    if diff:
+        raise StaleParams(f"{PARAMS} is stale: it differs from what `rlops plan` produces now:\n"
+                          + "\n".join(f"  {d}" for d in diff),
+                          hint=f"run `{command}` and commit params.yaml")
