@@ -65,6 +65,23 @@ def test_status_after_plan_after_a_spec_edit_and_after_a_data_change(project):
     assert f"run `rlops plan {SPEC} {' '.join(TINY)}`" in plan
 
 
+def test_status_and_verdict_import_nothing_heavy(project):
+    """DVC is asked in a subprocess: the `rlops` process itself stays light (fresh interpreter)."""
+    import subprocess
+    import sys
+
+    from test_light_imports import PROBE
+
+    repo, env = project
+    gate = repo / "artifacts/gate"
+    gate.mkdir(parents=True)
+    (gate / "verdict.json").write_text(json.dumps({"passed": False, "decision": "fail", "gates": []}))
+    for args, rc in ((["status"], 0), (["verdict"], 4)):
+        p = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=repo, env=env, text=True, capture_output=True)
+        result = json.loads(p.stdout.strip().splitlines()[-1])
+        assert result == {"rc": rc, "heavy": []}, p.stderr
+
+
 def test_verdict_says_when_it_is_stale(project):
     """A verdict on disk, then the spec edited without re-planning: the old verdict is not presented as current."""
     repo, env = project
