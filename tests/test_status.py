@@ -16,8 +16,11 @@ TINY = ["model=tiny", "train.max_steps=6", "evaluate.limit=8", "evaluate.max_new
 def stages_of(repo) -> list[str]:
     """Every stage of dvc.yaml as DVC names it (foreach stages as stage@key), in file order."""
     names = []
+    sources = yaml.safe_load((repo / "params.yaml").read_text())["data"]["sources"]
     for name, stage in yaml.safe_load((repo / "dvc.yaml").read_text())["stages"].items():
-        names += [f"{name}@{key}" for key in stage["foreach"]] if "foreach" in stage else [name]
+        keys = stage.get("foreach")
+        keys = sources if keys == "${data.sources}" else keys
+        names += [f"{name}@{key}" for key in keys] if keys else [name]
     return names
 
 

@@ -65,6 +65,18 @@ def params_problems(params: dict[str, Any], root: Path, where: Where) -> list[Pr
             bad(("train", "loss_type"), f"{', '.join(map(repr, unknown)) or 'an empty list'} is not a DPO loss type; "
                                         f"use one of: {', '.join(DPO_LOSS_TYPES)} (or a list of them)")
 
+    data = params.get("data") if isinstance(params.get("data"), dict) else {}
+    for stream in ("interactions", "feedback"):  # the spec's paths are checked with the spec; these came later
+        value = data.get(stream)
+        for i, path in (enumerate(value) if isinstance(value, list) else [(None, value)]):
+            field = ("data", stream) + (() if i is None else (i,))
+            if where(field)[0] == "command line":
+                from rlops.spec.validate import log_path_problem
+
+                why = log_path_problem(path, root) if isinstance(path, str) and path else "must be a path"
+                if why:
+                    bad(field, why)
+
     model = params.get("model") if isinstance(params.get("model"), dict) else {}
     _model_problems(model, root, bad)
 

@@ -149,6 +149,17 @@ def _origin(root: Path, spec, groups: dict[str, str], values, choice: dict[str, 
     return where
 
 
+def sources(data: dict[str, Any]) -> dict[str, Any]:
+    """data.sources: every log path as `<stream>-<n>` -> path, one DVC dependency each (dvc.yaml's `inputs` stage
+    iterates over it: DVC cannot template a list into a stage's deps)."""
+    out: dict[str, Any] = {}
+    for stream in ("interactions", "feedback"):
+        value = data.get(stream)
+        for n, path in enumerate(value if isinstance(value, list) else [value], 1):
+            out[f"{stream}-{n}"] = path
+    return out
+
+
 def plan(root: Path, spec_path: Path, overrides: list[str]) -> tuple[dict[str, Any], str]:
     """Return the resolved params and the exact text of params.yaml for this spec and overrides."""
     root = Path(root)
@@ -202,6 +213,9 @@ def plan(root: Path, spec_path: Path, overrides: list[str]) -> tuple[dict[str, A
         "seed": composed["seed"],
     }
     problems += [p for p in (_set_override(params, o, "command line") for o in values) if p]
+    problems += [Problem("command line", None, o.key_or_group, "derived from data.interactions and data.feedback; "
+                         "override those") for o in values if o.key_or_group.lstrip("+~").startswith("data.sources")]
+    params["data"]["sources"] = sources(params["data"])
     if not problems:  # the checks read the params these settings give: only once all of them applied
         problems += checks.params_problems(params, root, _origin(root, lines, groups, values, choice, parent_model))
     if problems:

@@ -173,13 +173,16 @@ def _cycle_semantics(loaded: Loaded, path: Path, root: Path) -> list[Problem]:
 
     for key in ("interactions", "feedback"):
         value = _get(data, "feedback", key)
-        if isinstance(value, str) and value:
+        listed = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        for i, item in listed:
+            if not isinstance(item, str) or not item:
+                continue  # the schema reports it
             try:
-                message = _log_path_problem(value, root)
+                message = log_path_problem(item, root)
             except OSError as e:  # a name too long for the file system
-                message = f"{short_name(value)!r} is not a usable path: {e.strerror or e}"
+                message = f"{short_name(item)!r} is not a usable path: {e.strerror or e}"
             if message:
-                problems.append(_at(loaded, ("feedback", key), message))
+                problems.append(_at(loaded, ("feedback", key) + (() if i is None else (i,)), message))
     good, bad = _get(data, "extract", "rating_good_min"), _get(data, "extract", "rating_bad_max")
     if (good is None) != (bad is None):  # the other one comes from pipelines/conf/config.yaml
         defaults = _conf_extract(root)
@@ -243,7 +246,7 @@ def _date(value: Any) -> datetime.date | None:
         return None  # the schema reports it
 
 
-def _log_path_problem(value: str, root: Path) -> str | None:
+def log_path_problem(value: str, root: Path) -> str | None:
     """Why `value` names no logs: a file, or a folder (searched for .jsonl/.parquet), inside the repository."""
     if any(c in value for c in "*?["):
         # DVC tracks files and folders, never a glob: `dvc repro` would fail on the extract stage's dependency
