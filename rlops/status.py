@@ -159,3 +159,26 @@ def describe(root: Path) -> list[str]:
     else:
         lines.append(f"verdict:  {verdict.decision.upper()}, current")
     return lines
+
+
+def annotate_gate(root: Path) -> list[str]:
+    """After the gate stage: when params.yaml is not what its spec and the conf give (a hand edit, an unplanned
+    spec edit), say so in verdict.json (`plan_stale`) and at the top of the report, the pull request's body."""
+    from rlops.io import atomic_write_json, atomic_write_text
+
+    plan = plan_state(root)
+    why = plan.differences or ([plan.problem] if plan.problem else [])
+    verdict_path, report_path = Path(root) / VERDICT, Path(root) / VERDICT.parent / "report.md"
+    if not why or not verdict_path.is_file() or not report_path.is_file():
+        return []
+    verdict = json.loads(verdict_path.read_text(encoding="utf-8"))
+    verdict["plan_stale"] = why
+    title, _, rest = report_path.read_text(encoding="utf-8").partition("\n")
+    fix = f"`{plan.command}`" if plan.command else "`rlops plan SPEC`"
+    note = (f"\n> **Stale plan:** this run's `params.yaml` is not what {fix} writes now, so it is not the cycle its "
+            "spec describes:\n" + "".join(f"> - `{d}`\n" for d in why) + ">\n> Re-plan, then `dvc repro`.\n")
+    atomic_write_text(report_path, title + "\n" + note + rest)
+    atomic_write_json(verdict_path, verdict)
+    print(f"gate: params.yaml is stale against its spec ({len(why)} difference(s)): noted in the verdict and report",
+          flush=True)
+    return why

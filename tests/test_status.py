@@ -130,3 +130,17 @@ def test_the_normal_loop_a_spec_edit_without_re_planning_makes_the_verdict_stale
     assert section(out, "plan:").startswith("plan:     current")
     assert section(out, "stages:") == "stages:   `dvc repro` would re-run 1: gate"
     assert "DVC outputs are stale: `dvc repro` would re-run gate" in section(out, "verdict:")
+    run(["dvc", "repro"], repo, env)
+    assert "plan_stale" not in json.loads((repo / "artifacts/gate/verdict.json").read_text())
+    assert "Stale plan" not in (repo / "artifacts/gate/report.md").read_text()
+
+    # a hand edit of params.yaml is what DVC runs: the gate's report and verdict say it is not the spec's plan
+    params = repo / "params.yaml"
+    params.write_text(params.read_text().replace("margin: 0.2", "margin: 0.3", 1))
+    run(["dvc", "repro"], repo, env)
+    verdict = json.loads((repo / "artifacts/gate/verdict.json").read_text())
+    assert verdict["plan_stale"] == ["gate.rules[0].margin: 0.3 in params.yaml, 0.2 planned"]
+    report = (repo / "artifacts/gate/report.md").read_text()
+    assert "> **Stale plan:**" in report and "> - `gate.rules[0].margin: 0.3 in params.yaml, 0.2 planned`" in report
+    assert report.index("Stale plan") < report.index("**Spec:**")  # at the top, before anything a reviewer reads
+    assert "STALE" in run(["rlops", "verdict"], repo, env, check=False).stdout
