@@ -99,3 +99,14 @@ def test_unknown_key_in_spec_overrides_names_file_and_line(project, capsys):
     err = capsys.readouterr().err
     line = next(i for i, l in enumerate(spec.read_text().splitlines(), 1) if "max_stepz" in l)
     assert f"{SPEC}:{line}: train.overrides.max_stepz" in err
+
+
+def test_differences_are_of_values_and_name_their_place():
+    from rlops.spec.compose import differences
+
+    assert differences({"a": {"lr": 1, "x": None}}, {"a": {"lr": 1.0, "x": None}}) == []  # 1 and 1.0: one value
+    assert differences({"a": True}, {"a": 1}) == ["a: true in params.yaml, 1 planned"]  # a flag is not a number
+    assert differences({"g": [{"m": 0.05}, {"m": 1}]}, {"g": [{"m": 0.2}, {"m": 1}]}) == [
+        "g[0].m: 0.05 in params.yaml, 0.2 planned"]
+    assert differences({"a": 1, "old": 2}, {"a": 1, "new": 3}) == [
+        "old: in params.yaml, not planned", "new: planned (3), missing from params.yaml"]
