@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from rlops.errors import InvalidInput, Problem
 from rlops.spec import schema
+from rlops.spec.validate import log_path_problem
 
 # TRL 1.16 DPOConfig.loss_type's documented values; tests/test_plan.py keeps this in sync with the installed trl.
 DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
@@ -71,8 +72,6 @@ def params_problems(params: dict[str, Any], root: Path, where: Where) -> list[Pr
         for i, path in (enumerate(value) if isinstance(value, list) else [(None, value)]):
             field = ("data", stream) + (() if i is None else (i,))
             if where(field)[0] == "command line":
-                from rlops.spec.validate import log_path_problem
-
                 why = log_path_problem(path, root) if isinstance(path, str) and path else "must be a path"
                 if why:
                     bad(field, why)
