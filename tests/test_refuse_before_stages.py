@@ -147,3 +147,13 @@ def test_a_spec_path_of_5000_characters_is_a_clear_error(project, capsys, comman
     text = "".join(capsys.readouterr())
     assert "File name too long" in text and "5018 characters" in text and "at most 255 bytes" in text
     assert "unexpected error" not in text and len(text) < 500
+
+
+def test_problems_of_the_spec_and_of_the_resolved_params_come_in_one_run(project, capsys):
+    """A bad log path (the spec against the repository) and a gate on an undefined metric (the resolved params)."""
+    repo, _ = project
+    edit(repo, "interactions: data/example/interactions.jsonl", "interactions: data/example/*.jsonl")
+    edit(repo, "metric: heldout.rubric", "metric: heldout.accuracy")
+    rc_v, out_v, rc_p, err_p = both(repo, capsys, "train.loss_type=nope")
+    assert rc_v == 2 and "feedback.interactions" in out_v and "gates[0].metric" in out_v
+    assert rc_p == 2 and all(f in err_p for f in ("feedback.interactions", "gates[0].metric", "command line: train.loss_type"))

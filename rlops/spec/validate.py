@@ -79,12 +79,20 @@ def validate_file(path: Path, root: Path) -> list[Problem]:
 
 def check_cycle(loaded: Loaded, path: Path, root: Path) -> list[Problem]:
     """Problems in a loaded cycle spec: schema, declarative rules and consistency with the repository."""
+    return cycle_structure(loaded) + cycle_semantics(loaded, path, root)
+
+
+def cycle_structure(loaded: Loaded) -> list[Problem]:
+    """Problems of form: not a mapping, `_target_` keys or interpolations, schema. None: the spec can be planned."""
     if not isinstance(loaded.data, dict):
         return [_not_mapping(loaded, "a cycle spec")]
     problems = _declarative(loaded)
-    problems += _schema_problems(loaded, "cycle", problems)
-    problems += _cycle_semantics(loaded, Path(path), Path(root))
-    return problems
+    return problems + _schema_problems(loaded, "cycle", problems)
+
+
+def cycle_semantics(loaded: Loaded, path: Path, root: Path) -> list[Problem]:
+    """Problems of a well-formed cycle spec against the repository (file name, policy, paths, suites, gates)."""
+    return _cycle_semantics(loaded, Path(path), Path(root)) if isinstance(loaded.data, dict) else []
 
 
 def check_policy(loaded: Loaded, root: Path) -> list[Problem]:
@@ -359,7 +367,10 @@ def _validate_yaml(path: Path, root: Path) -> list[Problem]:
         return [] if isinstance(data, dict) else [_not_mapping(loaded, "an eval suite")]
     # where a file lives decides first, so a misspelt key in specs/cycles/ is reported, not mistaken for "no spec"
     if _is_cycle_place(path) or (isinstance(data, dict) and "cycle" in data):
-        return check_cycle(loaded, path, root) or plan_problems(path, root)
+        structure = cycle_structure(loaded)  # a spec of the right form is planned: plan reports the rest, all at once
+        if structure or not (root / CONF_FILE).is_file():
+            return structure + cycle_semantics(loaded, path, root)
+        return plan_problems(path, root)
     if _is_policy_place(path) or (isinstance(data, dict) and "base_model" in data):
         return check_policy(loaded, root)
     return [_at(loaded, (), "not a spec or log file: a cycle spec has a top-level 'cycle' key, a policy spec a "
