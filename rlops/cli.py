@@ -75,8 +75,28 @@ def cmd_verdict(args) -> int:
     verdict = json.loads(path.read_text(encoding="utf-8"))
     for g in verdict["gates"]:
         print(f"{'pass' if g['passed'] else 'FAIL'}  {g['metric']} ({g['rule']}): {g['reason']}")
-    print(f"verdict: {verdict['decision'].upper()}")
+    stale = _verdict_staleness(Path(args.root).resolve())
+    print(f"verdict: {verdict['decision'].upper()}" + (" (STALE)" if stale else ""))
+    if stale:
+        print("stale: this verdict does not describe the current spec and outputs:")
+        for why in stale:
+            print(f"  - {why}")
     return EXIT_OK if verdict["passed"] else EXIT_GATE_FAILED
+
+
+def _verdict_staleness(root: Path) -> list[str]:
+    from rlops import status
+
+    plan = status.plan_state(root)
+    return status.verdict_state(root, plan, status.dvc_state(root)).stale
+
+
+def cmd_status(args) -> int:
+    from rlops.status import describe
+
+    for line in describe(Path(args.root).resolve()):
+        print(line)
+    return EXIT_OK
 
 
 def cmd_import(args) -> int:
@@ -249,9 +269,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("verdict", parents=[common], help="print the gate verdict; exit 0 on pass, 4 on fail",
-                       description="Print the gate verdict of the last `dvc repro` and exit 0 if the candidate passed, 4 if not.")
+                       description="Print the gate verdict of the last `dvc repro` and exit 0 if the candidate passed, "
+                                   "4 if not. Says STALE, and why, when params.yaml no longer matches its spec and the "
+                                   "conf or `dvc repro` would re-run a stage.")
     p.add_argument("path", nargs="?", default="artifacts/gate/verdict.json", help="default: artifacts/gate/verdict.json")
     p.set_defaults(func=cmd_verdict)
+
+    p = sub.add_parser("status", parents=[common], help="the current cycle: is the plan, are DVC's outputs, is the verdict current",
+                       description="Show the cycle params.yaml plans, whether params.yaml is stale against its spec "
+                                   "and pipelines/conf (values, not formatting), which stages `dvc repro` would re-run "
+                                   "(asked of DVC in a subprocess), and the verdict and whether it is current. Exit 0.")
+    p.set_defaults(func=cmd_status)
 
     from rlops.observe.importers import FORMATS  # stdlib only: keeps --help light
 

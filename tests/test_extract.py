@@ -845,7 +845,7 @@ def test_atomic_writes_sweep_what_a_killed_write_left_behind(tmp_path):
 # -- the cycle spec's extract section ----------------------------------------------------------
 
 
-def test_validate_checks_extract_settings_and_accepts_log_folders_and_globs(tmp_path):
+def test_validate_checks_extract_settings_and_accepts_log_folders_and_lists(tmp_path):
     import shutil
 
     from rlops.spec.validate import validate_paths
@@ -859,14 +859,14 @@ def test_validate_checks_extract_settings_and_accepts_log_folders_and_globs(tmp_
     spec = (ROOT / "specs/cycles/0001-damaged-orders.yaml").read_text()
     (tmp_path / "specs/cycles").mkdir()
     good = spec.replace("interactions: data/example/interactions.jsonl", "interactions: data/example") \
-               .replace("feedback: data/example/feedback.jsonl", "feedback: data/example/feed*.jsonl") \
+               .replace("feedback: data/example/feedback.jsonl", "feedback: [data/example/feedback.jsonl]") \
                .replace("  edit_min_chars: 8", "  edit_min_chars: 8\n  pii: drop\n  agent_versions: [base, v3]\n"
                                                "  judge: {type: rubric, rubric: support-quality, max_pairs: 50}")
     (tmp_path / "specs/cycles/0001-damaged-orders.yaml").write_text(good)
     assert validate_paths([tmp_path / "specs/cycles"], tmp_path) == []
-    bad = good.replace("feed*.jsonl", "nothing*.jsonl").replace("pii: drop", "pii: hide\n  rating_bad_max: 0.9")
+    bad = good.replace("[data/example/feedback.jsonl]", "data/example/feed*.jsonl").replace("pii: drop", "pii: hide\n  rating_bad_max: 0.9")
     (tmp_path / "specs/cycles/0001-damaged-orders.yaml").write_text(bad)
     messages = [f"{p.field}: {p.message}" for p in validate_paths([tmp_path / "specs/cycles"], tmp_path)]
-    assert any(m.startswith("feedback.feedback: no file matches") for m in messages), messages
+    assert any(m.startswith("feedback.feedback: 'data/example/feed*.jsonl' is a glob") for m in messages), messages
     assert any(m.startswith("extract.pii: 'hide' is not allowed") for m in messages), messages
     assert any("rating_bad_max: 0.9 must be below rating_good_min (0.75)" in m for m in messages), messages

@@ -55,7 +55,28 @@ def test_check_reports_a_stale_plan_with_a_diff(project, capsys):
     capsys.readouterr()
     assert plan(repo, "--check") == 3
     err = capsys.readouterr().err
-    assert "stale" in err and "+  max_steps: 25" in err and "hint: run `rlops plan" in err
+    assert "stale" in err and "train.max_steps: 24 in params.yaml, 25 planned" in err and "hint: run `rlops plan" in err
+    assert len([line for line in err.splitlines() if " planned" in line]) == 1  # only the value that changed
+
+
+def test_check_compares_values_not_dvc_s_yaml_formatting(project, capsys):
+    """`dvc exp run -S key=value` rewrites params.yaml with its own YAML writer (wrapping, `null` as empty):
+    `plan --check` shows only the value that really changed, and nothing when none did."""
+    from dvc.utils.hydra import apply_overrides  # what `dvc exp run -S` calls
+
+    repo, _ = project
+    assert plan(repo, SPEC) == 0
+    text = (repo / "params.yaml").read_text()
+    apply_overrides(repo / "params.yaml", ["seed=0"])  # the same value: only the formatting changes
+    assert (repo / "params.yaml").read_text() != text  # it did reformat (line wrapping, `max_per_user:` empty)
+    capsys.readouterr()
+    assert plan(repo, "--check") == 0, capsys.readouterr().err
+    apply_overrides(repo / "params.yaml", ["train.max_steps=3"])
+    capsys.readouterr()
+    assert plan(repo, "--check") == 3
+    err = capsys.readouterr().err
+    changed = [line.strip() for line in err.splitlines() if " planned" in line]
+    assert changed == ["train.max_steps: 3 in params.yaml, 24 planned"], err
 
 
 def test_unknown_override_key_and_group_option_are_clear_errors(project, capsys):
@@ -80,3 +101,14 @@ def test_unknown_key_in_spec_overrides_names_file_and_line(project, capsys):
     err = capsys.readouterr().err
     line = next(i for i, l in enumerate(spec.read_text().splitlines(), 1) if "max_stepz" in l)
     assert f"{SPEC}:{line}: train.overrides.max_stepz" in err
+
+
+def test_differences_are_of_values_and_name_their_place():
+    from rlops.spec.compose import differences
+
+    assert differences({"a": {"lr": 1, "x": None}}, {"a": {"lr": 1.0, "x": None}}) == []  # 1 and 1.0: one value
+    assert differences({"a": True}, {"a": 1}) == ["a: true in params.yaml, 1 planned"]  # a flag is not a number
+    assert differences({"g": [{"m": 0.05}, {"m": 1}]}, {"g": [{"m": 0.2}, {"m": 1}]}) == [
+        "g[0].m: 0.05 in params.yaml, 0.2 planned"]
+    assert differences({"a": 1, "old": 2}, {"a": 1, "new": 3}) == [
+        "old: in params.yaml, not planned", "new: planned (3), missing from params.yaml"]

@@ -28,9 +28,10 @@ def test_exit_code_table_matches_the_code():
 def test_stage_table_matches_dvc_yaml():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     for name, stage in stages.items():
-        if "foreach" in stage:
-            names = [f"{name}@{key}" for key in stage["foreach"]]
-            params = stage["do"]["params"]
+        if "foreach" in stage:  # over a literal mapping, or over params (`${data.sources}`: `inputs@<stream>-<n>`)
+            keys = stage["foreach"] if isinstance(stage["foreach"], dict) else ["<stream>-<n>"]
+            names = [f"{name}@{key}" for key in keys]
+            params = stage["do"].get("params", [])
         else:
             names, params = [name], stage["params"]
         for n in names:

@@ -206,7 +206,8 @@ def test_oversized_file_is_refused(repo):
     ("~/interactions.jsonl", "'~' is not expanded"),
     ("data/example/link.jsonl", "is a symlink to"),
     ("data/example/missing.jsonl", "no such file"),
-    ("data/example/*.parquet", "no file matches"),
+    ("data/example/*.parquet", "DVC cannot track"),
+    ("data/example/*.jsonl", "DVC cannot track"),  # even when files match: a DVC dependency is never a glob
 ])
 def test_paths_must_exist_inside_the_repository(repo, value, words):
     outside = write(repo.parent, "outside.jsonl", "{}\n")

@@ -57,8 +57,8 @@ class JudgeSettings:
 
 @dataclass(frozen=True)
 class ExtractParams:
-    interactions: str  # data.interactions: a .jsonl/.parquet file, a folder or a glob, relative to the repository root
-    feedback: str  # data.feedback: the same, for feedback events
+    interactions: tuple[str, ...]  # data.interactions: .jsonl/.parquet files or folders, relative to the repository root
+    feedback: tuple[str, ...]  # data.feedback: the same, for feedback events
     window: Window | None  # data.window: only feedback given in this window is used; None = all
     signals: tuple[str, ...]  # extract.signals: the rules that run
     rating_min_gap: float  # two rated answers to one prompt pair up when this far apart (never on a tie)
@@ -111,10 +111,7 @@ class ExtractParams:
                 return None
             return sec[key]
 
-        def rel_path(sec: Mapping[str, Any], sec_name: str, key: str) -> str:
-            value = need(sec, sec_name, key)
-            if value is None:
-                return ""
+        def rel_path(sec_name: str, key: str, value: Any) -> str:
             if not isinstance(value, str) or not value.strip():
                 bad(f"{sec_name}.{key}", f"must be a path relative to the repository root, not {value!r}")
                 return ""
@@ -124,8 +121,19 @@ class ExtractParams:
                 return ""
             return path.as_posix()
 
-        interactions = rel_path(data, "data", "interactions")
-        feedback = rel_path(data, "data", "feedback")
+        def rel_paths(sec: Mapping[str, Any], sec_name: str, key: str) -> tuple[str, ...]:
+            """One path, or a non-empty list of them (each a file or a folder)."""
+            value = need(sec, sec_name, key)
+            if value is None:
+                return ()
+            if isinstance(value, list):
+                if not value:
+                    bad(f"{sec_name}.{key}", "must name at least one file or folder")
+                return tuple(rel_path(sec_name, f"{key}[{i}]", v) for i, v in enumerate(value))
+            return (rel_path(sec_name, key, value),)
+
+        interactions = rel_paths(data, "data", "interactions")
+        feedback = rel_paths(data, "data", "feedback")
         window = _window(data.get("window"), bad)  # absent and null both mean: no window
 
         for key in sorted(set(extract) - set(EXTRACT_KEYS)):
@@ -136,7 +144,8 @@ class ExtractParams:
         gap = get.number("rating_min_gap", low=0)
         chars = get.integer("edit_min_chars", low=0)
         decon = get.boolean("decontaminate")
-        suites_dir = rel_path(extract, "extract", "suites_dir")
+        suites_dir = need(extract, "extract", "suites_dir")
+        suites_dir = "" if suites_dir is None else rel_path("extract", "suites_dir", suites_dir)
         edit_sft = get.boolean("edit_sft")
         good = get.number("rating_good_min", low=0, high=1)
         bad_max = get.number("rating_bad_max", low=0, high=1)

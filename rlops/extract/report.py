@@ -205,7 +205,7 @@ def signals_markdown(report: Mapping[str, Any], params: ExtractParams) -> str:
         "### Training signals",
         "",
         f"Read {inv['interactions']['read']} interactions and {inv['feedback']['read']} feedback events "
-        f"(`{params.interactions}`, `{params.feedback}`); window: {window}; agent versions: "
+        f"(`{'`, `'.join(params.interactions)}`, `{'`, `'.join(params.feedback)}`); window: {window}; agent versions: "
         f"{params.agent_versions_setting}; rules: {', '.join(params.signals)}.",
         "",
         "| records | read | used | dropped | quarantined |",

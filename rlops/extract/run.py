@@ -49,14 +49,29 @@ def run(params: Mapping[str, Any], root: Path, out_dir: Path) -> dict[str, Any]:
     return extract(settings, Path(root), Path(out_dir))
 
 
+def resolve_all(root: Path, settings: tuple[str, ...], field: str) -> engine.Source:
+    """The files of every path a `data.*` setting lists, as one source: in the order listed, each file once."""
+    found = [engine.resolve(root, setting, field if len(settings) == 1 else f"{field}[{i}]")
+             for i, setting in enumerate(settings)]
+    formats = {source.format for source in found}
+    if len(formats) > 1:
+        raise StageFailed(f"{', '.join(settings)}: mixes JSONL and Parquet files ({field})",
+                          hint="point each data.* setting at files of one format")
+    files: dict[Path, str] = {}
+    for source in found:
+        for path, display in zip(source.files, source.displays):
+            files.setdefault(path, display)  # a file inside a listed folder, listed again, is read once
+    return engine.Source(", ".join(settings), tuple(files), tuple(files.values()), formats.pop())
+
+
 def extract(params: ExtractParams, root: Path, out_dir: Path) -> dict[str, Any]:
     """Everything the stage does; returns the report it wrote to out_dir/signals_detail.json."""
     (out_dir / "signals.json").unlink(missing_ok=True)  # present only once everything else is complete
     for other in {"jsonl", "parquet"} - {params.format}:  # sets in the other format are stale (train reads either)
         for name in SETS:
             (out_dir / f"{name}.{other}").unlink(missing_ok=True)
-    interactions = engine.resolve(root, params.interactions, "data.interactions")
-    feedback = engine.resolve(root, params.feedback, "data.feedback")
+    interactions = resolve_all(root, params.interactions, "data.interactions")
+    feedback = resolve_all(root, params.feedback, "data.feedback")
     analyzer = pii.presidio_analyzer() if params.pii != "off" and params.pii_tier == "presidio" else None
     with engine.scratch_dir(out_dir) as scratch, ThreadPoolExecutor(max_workers=1) as pool:
         con = engine.connect(params.memory_limit, params.threads, scratch)

@@ -14,7 +14,9 @@ from typing import Any
 import yaml
 
 from rlops.errors import InvalidInput, Problem, StaleParams
+from rlops.spec import checks
 from rlops.spec.validate import load_policy, load_spec
+from rlops.spec.yamlload import field_path, load_yaml
 
 CONF_DIR = Path("pipelines") / "conf"
 PARAMS = "params.yaml"
@@ -66,30 +68,29 @@ def _compose(root: Path, groups: dict[str, str]) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)
 
 
-def _set_override(params: dict[str, Any], o, file: str) -> None:
+def _set_override(params: dict[str, Any], o, file: str) -> Problem | None:
     """Apply one `a.b.c=value` override; refuse keys that do not exist (typos) unless `+`-prefixed."""
     *parents, leaf = o.key_or_group.split(".")
     if (parents[0] if parents else leaf) not in SECTIONS:
-        raise InvalidInput([Problem(file, None, o.key_or_group, "no such section")],
-                           hint=f"params.yaml has: {', '.join(SECTIONS)}")
+        return Problem(file, None, o.key_or_group, f"no such section; params.yaml has: {', '.join(SECTIONS)}")
     node = params
     for k in parents:
         if not isinstance(node.get(k), dict):
             if o.type.name != "ADD":
-                raise InvalidInput([Problem(file, None, o.key_or_group, f"no such setting ('{k}' is not a section)")])
+                return Problem(file, None, o.key_or_group, f"no such setting ('{k}' is not a section)")
             node[k] = {}
         node = node[k]
     if o.type.name == "DEL":
         node.pop(leaf, None)
-        return
+        return None
     if leaf not in node and o.type.name != "ADD":
         known = ", ".join(sorted(node)) if isinstance(node, dict) else ""
-        raise InvalidInput([Problem(file, None, o.key_or_group, "no such setting")],
-                           hint=f"known here: {known}; prefix with + to add a new key")
+        return Problem(file, None, o.key_or_group, f"no such setting; known here: {known}; prefix with + to add a new key")
     node[leaf] = o.value()
+    return None
 
 
-def _apply_mapping(section: dict[str, Any], overrides: dict[str, Any], spec_file: str, field: str, line) -> None:
+def _apply_mapping(section: dict[str, Any], overrides: dict[str, Any], spec_file: str, field: str, line) -> list[Problem]:
     problems = []
     for key, value in overrides.items():
         *parents, leaf = key.split(".")
@@ -102,8 +103,61 @@ def _apply_mapping(section: dict[str, Any], overrides: dict[str, Any], spec_file
                                     f"not a setting here; known: {known}"))
             continue
         node[leaf] = value
-    if problems:
-        raise InvalidInput(problems)
+    return problems
+
+
+def _origin(root: Path, spec, groups: dict[str, str], values, choice: dict[str, str], parent_model) -> checks.Where:
+    """Where a value of params.yaml came from: the command line, the spec (with its line) or a conf file."""
+    cli = {o.key_or_group.lstrip("+~") for o in values}
+    data, spec_file = spec.data, spec.file
+
+    def conf_line(group: str, path: tuple) -> tuple[str, int | None, str]:
+        file = root / CONF_DIR / group / f"{choice[group]}.yaml"
+        try:
+            loaded = load_yaml(file, root)
+            return loaded.file, loaded.line(path[1:]), field_path(path)
+        except InvalidInput:
+            return (CONF_DIR / group / f"{choice[group]}.yaml").as_posix(), None, field_path(path)
+
+    def in_spec(*path) -> tuple[str, int | None, str]:
+        return spec_file, spec.line(path), field_path(path)
+
+    def where(path: tuple) -> tuple[str, int | None, str]:
+        keys = [str(p) for p in path]
+        if any(".".join(keys[:n]) in cli for n in range(1, len(keys) + 1)):
+            return "command line", None, field_path(path)
+        section, rest = path[0], tuple(path[1:])
+        if section == "model":
+            if "model" in groups:
+                return "command line", None, field_path(path)
+            return in_spec("parent") if parent_model is not None else conf_line("model", path)
+        if section == "train":
+            overrides = data["train"].get("overrides") or {}
+            if rest and rest[0] in overrides:
+                return in_spec("train", "overrides", rest[0])
+            if rest == ("method",):
+                return in_spec("train", "method")
+            return conf_line("method", path) if "method" not in groups else ("command line", None, field_path(path))
+        if section == "gate" and rest[:1] == ("rules",):
+            return in_spec("gates", *rest[1:])
+        if section == "data" and rest:
+            return in_spec("feedback", *rest)
+        if section == "evaluate" and rest[:1] == ("suites",):
+            return in_spec("evaluate", *rest)
+        return PARAMS, None, field_path(path)
+
+    return where
+
+
+def sources(data: dict[str, Any]) -> dict[str, Any]:
+    """data.sources: every log path as `<stream>-<n>` -> path, one DVC dependency each (dvc.yaml's `inputs` stage
+    iterates over it: DVC cannot template a list into a stage's deps)."""
+    out: dict[str, Any] = {}
+    for stream in ("interactions", "feedback"):
+        value = data.get(stream)
+        for n, path in enumerate(value if isinstance(value, list) else [value], 1):
+            out[f"{stream}-{n}"] = path
+    return out
 
 
 def plan(root: Path, spec_path: Path, overrides: list[str]) -> tuple[dict[str, Any], str]:
@@ -127,9 +181,9 @@ def plan(root: Path, spec_path: Path, overrides: list[str]) -> tuple[dict[str, A
         composed["model"] = parent_model
 
     train = composed["train"]
-    _apply_mapping(train, spec["train"].get("overrides", {}), spec_file, "train.overrides", lines.line)
+    problems = _apply_mapping(train, spec["train"].get("overrides", {}), spec_file, "train.overrides", lines.line)
     evaluate = composed["evaluate"]
-    _apply_mapping(evaluate, spec["evaluate"].get("overrides", {}), spec_file, "evaluate.overrides", lines.line)
+    problems += _apply_mapping(evaluate, spec["evaluate"].get("overrides", {}), spec_file, "evaluate.overrides", lines.line)
     evaluate["suites"] = list(spec["evaluate"]["suites"])
     extract = composed["extract"]
     for key, value in spec.get("extract", {}).items():  # a mapping (judge, implicit_weights) merges with its default
@@ -158,8 +212,14 @@ def plan(root: Path, spec_path: Path, overrides: list[str]) -> tuple[dict[str, A
                            for g in spec["gates"]]},
         "seed": composed["seed"],
     }
-    for o in values:
-        _set_override(params, o, "command line")
+    problems += [p for p in (_set_override(params, o, "command line") for o in values) if p]
+    problems += [Problem("command line", None, o.key_or_group, "derived from data.interactions and data.feedback; "
+                         "override those") for o in values if o.key_or_group.lstrip("+~").startswith("data.sources")]
+    params["data"]["sources"] = sources(params["data"])
+    if not problems:  # the checks read the params these settings give: only once all of them applied
+        problems += checks.params_problems(params, root, _origin(root, lines, groups, values, choice, parent_model))
+    if problems:
+        raise InvalidInput(problems, hint="fix each place named above, then run `rlops plan` again")
     params = {k: params[k] for k in SECTIONS if k in params}
     command = " ".join(["rlops", "plan", shlex.quote(spec_file), *map(shlex.quote, overrides)])
     header = (f"# Generated by `{command}` from {spec_file} and {CONF_DIR}/.\n"
@@ -177,21 +237,62 @@ def write(root: Path, spec_path: Path, overrides: list[str]) -> Path:
     return out
 
 
-def check(root: Path, spec_path: Path | None, overrides: list[str] | None) -> None:
-    """Raise StaleParams when params.yaml differs from what the spec and conf produce now."""
+def differences(current: Any, planned: Any, path: str = "") -> list[str]:
+    """The values that differ, one line each (`train.max_steps: 24 in params.yaml, 25 planned`); YAML formatting
+    (quoting, `null` or empty, line wrapping, comments) is not a difference."""
+    if isinstance(current, dict) and isinstance(planned, dict):
+        out = []
+        for key in [*current, *(k for k in planned if k not in current)]:
+            where = f"{path}.{key}" if path else str(key)
+            if key not in planned:
+                out.append(f"{where}: in params.yaml, not planned")
+            elif key not in current:
+                out.append(f"{where}: planned ({_show(planned[key])}), missing from params.yaml")
+            else:
+                out += differences(current[key], planned[key], where)
+        return out
+    if isinstance(current, list) and isinstance(planned, list) and len(current) == len(planned):
+        return [d for i, (a, b) in enumerate(zip(current, planned)) for d in differences(a, b, f"{path}[{i}]")]
+    if current == planned and type(current) is type(planned) or _same_number(current, planned):
+        return []
+    return [f"{path or '(the whole file)'}: {_show(current)} in params.yaml, {_show(planned)} planned"]
+
+
+def _same_number(a: Any, b: Any) -> bool:
+    numbers = (int, float)
+    return all(isinstance(x, numbers) and not isinstance(x, bool) for x in (a, b)) and a == b
+
+
+def _show(value: Any) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def staleness(root: Path, spec_path: Path | None = None, overrides: list[str] | None = None) -> tuple[str, list[str]]:
+    """(the plan command, how params.yaml differs from what it produces now: [] when current).
+
+    Raises StaleParams when there is no params.yaml or it names no spec, InvalidInput when the spec no longer plans."""
     out = Path(root) / PARAMS
     if not out.is_file():
         raise StaleParams(f"{PARAMS} does not exist", hint="run `rlops plan SPEC`")
-    current = out.read_text(encoding="utf-8")
+    try:
+        current = yaml.safe_load(out.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise StaleParams(f"{PARAMS} is not valid YAML: {str(e).splitlines()[0]}", hint="run `rlops plan SPEC`") from None
     if spec_path is None:
-        recorded = (yaml.safe_load(current) or {}).get("plan") or {}
+        recorded = (current.get("plan") if isinstance(current, dict) else None) or {}
         if "spec" not in recorded:
             raise StaleParams(f"{PARAMS} has no `plan` section naming its spec", hint="run `rlops plan SPEC`")
-        spec_path, overrides = Path(recorded["spec"]), list(recorded.get("overrides", []))
+        spec_path, overrides = Path(recorded["spec"]), list(recorded.get("overrides") or [])
     _, text = plan(root, spec_path, overrides or [])
-    if text != current:
-        import difflib
+    command = " ".join(["rlops plan", shlex.quote(str(spec_path)), *map(shlex.quote, overrides or [])])
+    return command, differences(current, yaml.safe_load(text))
 
-        diff = "".join(difflib.unified_diff(current.splitlines(True), text.splitlines(True), PARAMS, "planned", n=0))
-        raise StaleParams(f"{PARAMS} is stale: it differs from what `rlops plan` produces now:\n{diff.rstrip()}",
-                          hint=f"run `rlops plan {spec_path} {' '.join(overrides or [])}`".rstrip() + " and commit params.yaml")
+
+def check(root: Path, spec_path: Path | None, overrides: list[str] | None) -> None:
+    """Raise StaleParams when params.yaml's values differ from what the spec and conf produce now."""
+    command, diff = staleness(root, spec_path, overrides)
+    if diff:
+        raise StaleParams(f"{PARAMS} is stale: it differs from what `rlops plan` produces now:\n"
+                          + "\n".join(f"  {d}" for d in diff),
+                          hint=f"run `{command}` and commit params.yaml")

@@ -69,6 +69,11 @@ def _json_type(value: Any) -> str:
     return type(value).__name__
 
 
+def _resolve(schema: Any) -> dict:
+    """A sub-schema as written (jsonschema hands `$ref` targets over already resolved)."""
+    return schema if isinstance(schema, dict) else {}
+
+
 def _explain(error: ValidationError) -> list[tuple[tuple, str]]:
     """(field path, message) pairs for one validation error; the default message when ours would be no better."""
     path = tuple(error.absolute_path)
@@ -85,6 +90,12 @@ def _explain(error: ValidationError) -> list[tuple[tuple, str]]:
     if kind == "required" and isinstance(value, dict):
         why = f" ({schema['description']})" if "then" in error.relative_schema_path and "description" in schema else ""
         return [(path + (k,), f"missing required key {k!r}{why}") for k in expected if k not in value]
+    if kind == "anyOf":  # a value of one of several forms: explain it by the form its type matches
+        fitting = [e for e in error.context if not (e.validator == "type" and tuple(e.absolute_path) == path)]
+        if fitting:
+            return [found for e in fitting for found in _explain(e)]
+        forms = " or ".join(_resolve(e.schema).get("title", "?").lower() for e in error.context if e.validator == "type")
+        return [(path, f"expected {forms or 'another form'}, got {_json_type(value)} {_show(value)}")]
     if kind == "enum":
         return [(path, f"{_show(value)} is not allowed; use one of: {', '.join(map(str, expected))}")]
     if kind == "type":

@@ -15,11 +15,12 @@ from typing import Any, Iterator
 
 from rlops.errors import InvalidInput, Problem
 from rlops.spec import schema
-from rlops.spec.yamlload import Loaded, field_path, load_yaml, relative_name
+from rlops.spec.yamlload import Loaded, field_path, load_yaml, relative_name, short_name
 
 POLICY_FILE = Path("specs") / "policy.yaml"
 EVALS_DIR = Path("specs") / "evals"
 MODEL_CONF_DIR = Path("pipelines") / "conf" / "model"
+CONF_FILE = Path("pipelines") / "conf" / "config.yaml"
 YAML_SUFFIXES = {".yaml", ".yml"}
 LOG_SUFFIXES = {".jsonl"}
 MAX_LOG_PROBLEMS = 100  # per log file; the rest are counted, so a broken 1 GB log stays readable
@@ -78,12 +79,20 @@ def validate_file(path: Path, root: Path) -> list[Problem]:
 
 def check_cycle(loaded: Loaded, path: Path, root: Path) -> list[Problem]:
     """Problems in a loaded cycle spec: schema, declarative rules and consistency with the repository."""
+    return cycle_structure(loaded) + cycle_semantics(loaded, path, root)
+
+
+def cycle_structure(loaded: Loaded) -> list[Problem]:
+    """Problems of form: not a mapping, `_target_` keys or interpolations, schema. None: the spec can be planned."""
     if not isinstance(loaded.data, dict):
         return [_not_mapping(loaded, "a cycle spec")]
     problems = _declarative(loaded)
-    problems += _schema_problems(loaded, "cycle", problems)
-    problems += _cycle_semantics(loaded, Path(path), Path(root))
-    return problems
+    return problems + _schema_problems(loaded, "cycle", problems)
+
+
+def cycle_semantics(loaded: Loaded, path: Path, root: Path) -> list[Problem]:
+    """Problems of a well-formed cycle spec against the repository (file name, policy, paths, suites, gates)."""
+    return _cycle_semantics(loaded, Path(path), Path(root)) if isinstance(loaded.data, dict) else []
 
 
 def check_policy(loaded: Loaded, root: Path) -> list[Problem]:
@@ -172,10 +181,16 @@ def _cycle_semantics(loaded: Loaded, path: Path, root: Path) -> list[Problem]:
 
     for key in ("interactions", "feedback"):
         value = _get(data, "feedback", key)
-        if isinstance(value, str) and value:
-            message = _log_path_problem(value, root)
+        listed = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        for i, item in listed:
+            if not isinstance(item, str) or not item:
+                continue  # the schema reports it
+            try:
+                message = log_path_problem(item, root)
+            except OSError as e:  # a name too long for the file system
+                message = f"{short_name(item)!r} is not a usable path: {e.strerror or e}"
             if message:
-                problems.append(_at(loaded, ("feedback", key), message))
+                problems.append(_at(loaded, ("feedback", key) + (() if i is None else (i,)), message))
     good, bad = _get(data, "extract", "rating_good_min"), _get(data, "extract", "rating_bad_max")
     if (good is None) != (bad is None):  # the other one comes from pipelines/conf/config.yaml
         defaults = _conf_extract(root)
@@ -239,14 +254,12 @@ def _date(value: Any) -> datetime.date | None:
         return None  # the schema reports it
 
 
-def _log_path_problem(value: str, root: Path) -> str | None:
-    """Why `value` names no logs: a file, a folder (searched for .jsonl/.parquet) or a glob, inside the repository."""
+def log_path_problem(value: str, root: Path) -> str | None:
+    """Why `value` names no logs: a file, or a folder (searched for .jsonl/.parquet), inside the repository."""
     if any(c in value for c in "*?["):
-        if PurePath(value).is_absolute() or ".." in PurePath(value).parts:
-            return f"{value!r} points outside the repository; write the glob relative to its root"
-        if not any(p.is_file() for p in root.glob(value)):
-            return f"no file matches {value!r} (relative to the repository root)"
-        return None
+        # DVC tracks files and folders, never a glob: `dvc repro` would fail on the extract stage's dependency
+        return (f"{value!r} is a glob, which DVC cannot track as a dependency; name the folder instead (every "
+                ".jsonl/.parquet file below it is read), or list the files: [a.jsonl, b.jsonl]")
     if (root / value).is_dir() and not (root / value).is_symlink():
         if not Path(os.path.normpath(root.resolve() / value)).is_relative_to(root.resolve()):
             return f"{value!r} points outside the repository; paths must stay inside it"
@@ -280,6 +293,20 @@ def _repo_path_problem(value: str, root: Path) -> str | None:
     return None
 
 
+def plan_problems(path: Path, root: Path) -> list[Problem]:
+    """What `rlops plan SPEC` would refuse (composition with pipelines/conf, overrides, the resolved params), so
+    `validate` and `plan` agree; nothing when the repository has no conf to compose with."""
+    if not (Path(root) / CONF_FILE).is_file():
+        return []
+    from rlops.spec import compose  # it imports this module
+
+    try:
+        compose.plan(root, path, [])
+    except InvalidInput as e:
+        return list(e.problems)
+    return []
+
+
 # -- validate_paths --------------------------------------------------------------------------------------------
 
 
@@ -299,9 +326,21 @@ def _in_suite_folder(path: Path) -> bool:
     return path.parent.parent.name == "evals" and path.parent.parent.parent.name == "specs"
 
 
+def _exists(path: Path) -> tuple[bool, bool, str | None]:
+    """(is a folder, exists, why it cannot be looked at): a name longer than the file system allows is an OSError."""
+    try:
+        return path.is_dir(), path.exists() or path.is_symlink(), None
+    except OSError as e:
+        return False, False, e.strerror or str(e)
+
+
 def _expand(paths: list[Path], root: Path, problems: list[Problem]) -> Iterator[Path]:
     for path in map(Path, paths):
-        if path.is_dir():
+        is_dir, exists, why = _exists(path)
+        if why:
+            problems.append(Problem(short_name(relative_name(path, root)), None, "",
+                                    f"cannot read: {why}; each name in a path may have at most 255 bytes"))
+        elif is_dir:
             for found in sorted(path.rglob("*")):
                 inner = found.relative_to(path).parts
                 if any(part.startswith(".") or part == "__pycache__" for part in inner) or not found.is_file():
@@ -312,7 +351,7 @@ def _expand(paths: list[Path], root: Path, problems: list[Problem]) -> Iterator[
                     continue
                 if suffix in YAML_SUFFIXES | LOG_SUFFIXES:
                     yield found
-        elif path.exists() or path.is_symlink():
+        elif exists:
             yield path
         else:
             problems.append(Problem(relative_name(path, root), None, "", "no such file or directory"))
@@ -328,7 +367,10 @@ def _validate_yaml(path: Path, root: Path) -> list[Problem]:
         return [] if isinstance(data, dict) else [_not_mapping(loaded, "an eval suite")]
     # where a file lives decides first, so a misspelt key in specs/cycles/ is reported, not mistaken for "no spec"
     if _is_cycle_place(path) or (isinstance(data, dict) and "cycle" in data):
-        return check_cycle(loaded, path, root)
+        structure = cycle_structure(loaded)  # a spec of the right form is planned: plan reports the rest, all at once
+        if structure or not (root / CONF_FILE).is_file():
+            return structure + cycle_semantics(loaded, path, root)
+        return plan_problems(path, root)
     if _is_policy_place(path) or (isinstance(data, dict) and "base_model" in data):
         return check_policy(loaded, root)
     return [_at(loaded, (), "not a spec or log file: a cycle spec has a top-level 'cycle' key, a policy spec a "

@@ -53,6 +53,11 @@ def field_path(path: tuple | list) -> str:
     return out
 
 
+def short_name(text: str, keep: int = 80) -> str:
+    """A path for a message: one of 5,000 characters is shown by its two ends and its length."""
+    return text if len(text) <= keep else f"{text[:keep // 2]}...{text[-keep // 2:]} ({len(text)} characters)"
+
+
 def relative_name(path: Path, root: Path) -> str:
     """The name messages use: the path relative to root when it is inside, else the path as given."""
     try:
@@ -249,7 +254,8 @@ def load_yaml(path: Path, root: Path) -> Loaded:
     except FileNotFoundError:
         raise InvalidInput([Problem(file, None, "", "no such file")]) from None
     except OSError as e:
-        raise InvalidInput([Problem(file, None, "", f"cannot read: {e.strerror or e}")]) from None
+        too_long = " (each name in a path may have at most 255 bytes)" if len(file) > 255 else ""
+        raise InvalidInput([Problem(short_name(file), None, "", f"cannot read: {e.strerror or e}{too_long}")]) from None
     if len(raw) > MAX_BYTES:
         raise InvalidInput([Problem(file, None, "", f"file is larger than {MAX_BYTES // 1024} KiB, the limit for "
                                                     "a spec; keep data in files the spec points to")])

