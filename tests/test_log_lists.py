@@ -44,7 +44,7 @@ def test_a_list_of_files_and_folders_is_read_whole_and_each_is_a_dvc_dependency(
 
     out = run(["dvc", "repro", "extract"], repo, env).stdout
     assert ran(out) == {"inputs@interactions-1", "inputs@interactions-2", "inputs@feedback-1", "extract"}, out
-    signals = json.loads((repo / "artifacts/extract/signals.json").read_text())
+    signals = json.loads((repo / "artifacts/extract/signals_detail.json").read_text())
     assert signals["sources"]["data/a/interactions.jsonl"]["read"] == first
     assert signals["sources"]["data/b/week2/part-1.jsonl"]["read"] == second
     assert signals["invariant"]["interactions"]["read"] == first + second

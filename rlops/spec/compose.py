@@ -15,7 +15,7 @@ import yaml
 
 from rlops.errors import InvalidInput, Problem, StaleParams
 from rlops.spec import checks
-from rlops.spec.validate import load_policy, load_spec
+from rlops.spec.validate import cycle_semantics, cycle_structure, load_policy
 from rlops.spec.yamlload import field_path, load_yaml
 
 CONF_DIR = Path("pipelines") / "conf"
@@ -164,7 +164,25 @@ def plan(root: Path, spec_path: Path, overrides: list[str]) -> tuple[dict[str, A
     """Return the resolved params and the exact text of params.yaml for this spec and overrides."""
     root = Path(root)
     spec_path = Path(spec_path)
-    lines = load_spec(spec_path if spec_path.is_absolute() else root / spec_path, root)
+    full = spec_path if spec_path.is_absolute() else root / spec_path
+    lines = load_yaml(full, root)
+    structure = cycle_structure(lines)
+    if structure:  # a spec of the wrong form cannot be composed: report its form and its references, nothing more
+        raise InvalidInput(structure + cycle_semantics(lines, full, root))
+    # a spec of the right form is composed even when it names something missing, so the problems of the resolved
+    # params come in the same run as the spec's own
+    semantic = cycle_semantics(lines, full, root)
+    try:
+        return _plan(root, lines, overrides, semantic)
+    except InvalidInput as e:
+        raise InvalidInput(semantic + [p for p in e.problems if p not in semantic], hint=e.hint) from None
+    except Exception:
+        if not semantic:
+            raise
+        raise InvalidInput(semantic) from None  # what the spec names is missing, so its params cannot be resolved
+
+
+def _plan(root: Path, lines: Any, overrides: list[str], semantic: list[Problem]) -> tuple[dict[str, Any], str]:
     spec, policy = lines.data, load_policy(root).data
     spec_file = lines.file
     from rlops.registry.versions import resolve_parent
@@ -218,6 +236,7 @@ def plan(root: Path, spec_path: Path, overrides: list[str]) -> tuple[dict[str, A
     params["data"]["sources"] = sources(params["data"])
     if not problems:  # the checks read the params these settings give: only once all of them applied
         problems += checks.params_problems(params, root, _origin(root, lines, groups, values, choice, parent_model))
+    problems = semantic + problems
     if problems:
         raise InvalidInput(problems, hint="fix each place named above, then run `rlops plan` again")
     params = {k: params[k] for k in SECTIONS if k in params}
