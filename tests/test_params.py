@@ -36,6 +36,13 @@ def test_dpo_params_report_unknown_missing_and_bad_values():
         "params.yaml: train.max_steps: 0 must be a positive integer"]
 
 
+def test_a_hand_edited_loss_type_is_refused_by_field_not_by_trl():
+    """Issue 10: an unknown loss_type in a hand-edited params.yaml reached TRL's ValueError ("unexpected error")."""
+    assert messages(lambda: DPOParams.from_mapping(PARAMS["train"] | {"loss_type": "sigmiod"}))[0].startswith(
+        "params.yaml: train.loss_type: 'sigmiod' is not a DPO loss type; use one of: sigmoid")
+    assert DPOParams.from_mapping(PARAMS["train"] | {"loss_type": ["sigmoid", "sft"]}).loss_type == ["sigmoid", "sft"]
+
+
 def test_eval_and_runtime_params_report_every_problem():
     ev = {k: v for k, v in PARAMS["evaluate"].items() if k != "suites"} | {"batch_size": "8", "limit": 0}
     assert messages(lambda: EvalParams.from_mapping(ev)) == [

@@ -19,6 +19,7 @@ from typing import Any
 from rlops.errors import InvalidInput, Problem, StageFailed
 from rlops.io import atomic_dir, atomic_write_json, atomic_write_text
 from rlops.params import build, key_problems, positive_int_problems
+from rlops.spec.checks import DPO_LOSS_TYPES
 from rlops.train.runtime import Runtime
 
 
@@ -28,7 +29,7 @@ class DPOParams:
 
     method: str
     beta: float
-    loss_type: str
+    loss_type: str | list[str]
     learning_rate: float
     max_steps: int
     per_device_train_batch_size: int
@@ -45,6 +46,12 @@ class DPOParams:
         if not problems:
             problems += positive_int_problems(
                 "train", m, ("max_steps", "per_device_train_batch_size", "max_length", "gradient_accumulation_steps"))
+            given = m["loss_type"] if isinstance(m["loss_type"], list) else [m["loss_type"]]
+            unknown = [v for v in given if v not in DPO_LOSS_TYPES]
+            if unknown or not given:  # params.yaml edited by hand: TRL's own ValueError would read as rlops' bug
+                problems.append(Problem("params.yaml", None, "train.loss_type",
+                                        f"{', '.join(map(repr, unknown)) or 'an empty list'} is not a DPO loss type; "
+                                        f"use one of: {', '.join(DPO_LOSS_TYPES)} (or a list of them)"))
             for key in ("beta", "learning_rate"):
                 if not isinstance(m[key], (int, float)) or m[key] <= 0:
                     problems.append(Problem("params.yaml", None, f"train.{key}", f"{m[key]!r} must be a positive number"))
@@ -84,7 +91,7 @@ def _load_pairs(path: Path):
 
     rows = read_pairs(path)
     if not rows:
-        raise StageFailed(f"{path} holds no preference pairs", hint="see artifacts/extract/signals.json for what was dropped")
+        raise StageFailed(f"{path} holds no preference pairs", hint="see artifacts/extract/signals.md (or signals_detail.json) for what was dropped and why")
     return Dataset.from_list(rows)
 
 
@@ -129,7 +136,7 @@ def train(params: dict[str, Any], root: Path, base_dir: Path, pairs: Path, out_d
         args = DPOConfig(
             output_dir=scratch,
             beta=p.beta,
-            loss_type=[p.loss_type],
+            loss_type=list(p.loss_type) if isinstance(p.loss_type, list) else [p.loss_type],
             learning_rate=p.learning_rate,
             max_steps=p.max_steps,
             per_device_train_batch_size=p.per_device_train_batch_size,
