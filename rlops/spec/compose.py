@@ -154,7 +154,7 @@ def plan(root: Path, spec_path: Path, overrides: list[str]) -> tuple[dict[str, A
         "runtime": composed["runtime"],
         "evaluate": evaluate,
         "gate": {"bootstrap": composed["gate"]["bootstrap"],
-                 "rules": [{**g, **{k: v for k, v in composed["gate"]["rule_defaults"][g["rule"]].items() if k not in g}}
+                 "rules": [{**g, **{k: v for k, v in _rule_defaults(composed, g["rule"]).items() if k not in g}}
                            for g in spec["gates"]]},
         "seed": composed["seed"],
     }
@@ -166,6 +166,14 @@ def plan(root: Path, spec_path: Path, overrides: list[str]) -> tuple[dict[str, A
               "# Do not edit: change the spec (or the conf) and run `rlops plan` again; `rlops plan --check` tells when this is stale.\n")
     text = header + yaml.safe_dump(params, sort_keys=False, allow_unicode=True, width=100, default_flow_style=False)
     return params, text
+
+
+def _rule_defaults(composed: dict[str, Any], rule: str) -> dict[str, Any]:
+    """A gate rule's defaults: pipelines/conf's `gate.rule_defaults` first, then the rule's settings model."""
+    from rlops.gates import rule_defaults
+
+    conf = dict(composed["gate"]["rule_defaults"].get(rule) or {})
+    return {**conf, **{k: v for k, v in rule_defaults(rule).items() if k not in conf}}
 
 
 def write(root: Path, spec_path: Path, overrides: list[str]) -> Path:

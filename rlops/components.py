@@ -1,0 +1,163 @@
+"""The component registry: gate rules, evaluation metrics and judges, each chosen by name from a spec.
+
+A component is registered by name with a typed settings model (pydantic), a one-line description, what it reads
+and what it writes, and its function. The built-in ones live one module per component (or per small family) and
+register themselves when their module is imported; `BUILTIN` below is the one line per name that says where, so
+that listing the names costs no import. Code elsewhere (a plug-in, a test) calls `register` with its own component.
+
+| kind        | where the built-ins live                 | function                                                    |
+|-------------|------------------------------------------|-------------------------------------------------------------|
+| `gate_rule` | `rlops/gates/<rule>.py`                  | `(settings, evidence: gates.Evidence) -> gates.Outcome`      |
+| `metric`    | `rlops/evaluate/metrics.py`              | `(doc, answer text) -> float`; `Metric` adds its direction  |
+| `judge`     | `rlops/extract/judges.py`                | `(settings, root) -> Judge`                                 |
+
+Pydantic (not dataclasses) because one model gives what each plug-in point needs: validation that reports every
+field at once with its path, typed defaults, and the JSON Schema fragment the spec schema is built from.
+Import-light: pydantic and the standard library only; a component's module is imported on first lookup.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from rlops.errors import InvalidInput, Problem
+
+KINDS = {"gate_rule": "gate rule", "metric": "metric", "judge": "judge type"}
+
+# kind -> name -> the module that registers it on import; the order is the order names are listed
+BUILTIN: dict[str, dict[str, str]] = {
+    "gate_rule": {
+        "non_inferior": "rlops.gates.non_inferior",
+        "superior": "rlops.gates.superior",
+        "no_item_regression": "rlops.gates.no_item_regression",
+        "at_least": "rlops.gates.at_least",
+    },
+    "metric": {
+        "rubric": "rlops.evaluate.metrics",
+        "refusal": "rlops.evaluate.metrics",
+        "length": "rlops.evaluate.metrics",
+    },
+    "judge": {
+        "rubric": "rlops.extract.judges",
+        "transformers": "rlops.extract.judges",
+        "http": "rlops.extract.judges",
+    },
+}
+
+
+class Settings(BaseModel):
+    """Base of every component's settings: strict types (no "1" for 1, no true for 1) and no unknown keys."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class NoSettings(Settings):
+    """A component without settings."""
+
+
+@dataclass(frozen=True)
+class Component:
+    kind: str  # one of KINDS
+    name: str  # what a spec writes, e.g. rule: non_inferior
+    description: str  # one line, shown in the schema, the README and error messages
+    reads: str  # what the function reads, e.g. "paired per-item scores of one metric"
+    writes: str  # what it produces, e.g. "pass/fail and the reason"
+    function: Callable[..., Any]
+    settings: type[Settings] = NoSettings
+
+
+@dataclass(frozen=True)
+class Metric(Component):
+    """An evaluation metric: its direction and range are facts the gate reads."""
+
+    higher_is_better: bool = True
+    range: tuple[float | None, float | None] = (None, None)  # (low, high); None: unbounded on that side
+
+
+_REGISTERED: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
+
+
+def register(component: Component) -> Component:
+    """Make `component` available by its name; registering another one under a taken name is an error."""
+    if component.kind not in KINDS:
+        raise ValueError(f"unknown component kind {component.kind!r}; kinds: {', '.join(KINDS)}")
+    taken = _REGISTERED[component.kind].get(component.name)
+    if taken is not None and taken != component:
+        raise ValueError(f"a {KINDS[component.kind]} named {component.name!r} is already registered")
+    _REGISTERED[component.kind][component.name] = component
+    return component
+
+
+def names(kind: str) -> list[str]:
+    """Every name of `kind`, built-in first (in table order), then registered ones; imports nothing."""
+    return [*BUILTIN.get(kind, {}), *(n for n in _REGISTERED[kind] if n not in BUILTIN.get(kind, {}))]
+
+
+def get(kind: str, name: str) -> Component:
+    """The component `name` of `kind`; InvalidInput listing the known names when there is none."""
+    found = _REGISTERED[kind].get(name) if isinstance(name, str) else None
+    if found is None and isinstance(name, str) and name in BUILTIN.get(kind, {}):
+        importlib.import_module(BUILTIN[kind][name])
+        found = _REGISTERED[kind].get(name)
+    if found is None:
+        raise InvalidInput([Problem("", None, kind, f"unknown {KINDS[kind]} {name!r}; known: {', '.join(names(kind))}")],
+                           hint="docs/architecture.md says where a new one goes")
+    return found
+
+
+def all_of(kind: str) -> list[Component]:
+    """Every component of `kind`, loaded, in `names` order."""
+    return [get(kind, n) for n in names(kind)]
+
+
+def fingerprint(kind: str) -> tuple[tuple[str, int], ...]:
+    """Changes whenever the set of registered components of `kind` does (a cache key for derived schemas)."""
+    return tuple((n, id(c)) for n, c in sorted(_REGISTERED[kind].items())) + tuple(BUILTIN.get(kind, {}))
+
+
+def defaults(settings: type[Settings], skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The settings that have a default, in declaration order, as plain values."""
+    return {k: f.default for k, f in settings.model_fields.items() if not f.is_required() and k not in skip}
+
+
+def validate(component: Component, values: Mapping[str, Any], file: str, prefix: str) -> tuple[Settings | None, list[Problem]]:
+    """`values` as the component's typed settings, or every problem, each named `prefix.field`."""
+    try:
+        return component.settings.model_validate(dict(values)), []
+    except ValidationError as e:
+        return None, [Problem(file, None, ".".join(p for p in (prefix, *map(str, err["loc"])) if p),
+                              explain(component, err)) for err in e.errors()]
+
+
+def explain(component: Component, err: Mapping[str, Any]) -> str:
+    """One pydantic error in rlops' words: what is wrong, and what would be right."""
+    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
+    what = f"a {component.name} {KINDS[component.kind]}"
+    if kind == "missing":
+        return f"missing; {what} needs it"
+    if kind == "extra_forbidden":
+        return f"unknown key for {what}; its keys are {', '.join(component.settings.model_fields)}"
+    if kind == "greater_than":
+        return f"must be greater than {ctx['gt']}, not {value!r}"
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx['ge']}, not {value!r}"
+    if kind == "less_than_equal":
+        return f"must be at most {ctx['le']}, not {value!r}"
+    if kind.startswith("int_"):
+        return f"must be an integer, not {value!r}"
+    if kind.startswith("float_"):
+        return f"must be a number, not {value!r}"
+    if kind.startswith("bool_"):
+        return f"must be true or false, not {value!r}"
+    if kind.startswith("string_"):
+        return f"must be a non-empty string, not {value!r}"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected', '')}, not {value!r}"
+    if kind == "value_error":
+        return str(ctx.get("error", err["msg"]))
+    return f"{err['msg']}, not {value!r}"
