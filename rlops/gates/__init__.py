@@ -150,7 +150,8 @@ def gate_schema() -> dict[str, Any]:
     return {"title": "Gate",
             "description": "One rule comparing candidate and incumbent (or a fixed value) on one metric. "
                            "The rules and their keys come from the gate rule registry (rlops/gates/).",
-            "type": "object", "additionalProperties": False, "required": ["metric", "rule"],
+            # each rule's branch names its keys (propertyNames), so an unknown key is reported once, with the rule's keys
+            "type": "object", "required": ["metric", "rule"],
             "properties": properties, "allOf": branches}
 
 
