@@ -143,11 +143,11 @@ def explain(component: Component, err: Mapping[str, Any]) -> str:
     if kind == "extra_forbidden":
         return f"unknown key for {what}; its keys are {', '.join(component.settings.model_fields)}"
     if kind == "greater_than":
-        return f"must be greater than {ctx['gt']}, not {value!r}"
+        return f"must be greater than {ctx['gt']:g}, not {value!r}"
     if kind == "greater_than_equal":
-        return f"must be at least {ctx['ge']}, not {value!r}"
+        return f"must be at least {ctx['ge']:g}, not {value!r}"
     if kind == "less_than_equal":
-        return f"must be at most {ctx['le']}, not {value!r}"
+        return f"must be at most {ctx['le']:g}, not {value!r}"
     if kind.startswith("int_"):
         return f"must be an integer, not {value!r}"
     if kind.startswith("float_"):
