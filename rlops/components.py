@@ -125,10 +125,12 @@ def defaults(settings: type[Settings], skip: tuple[str, ...] = ()) -> dict[str, 
     return {k: f.default for k, f in settings.model_fields.items() if not f.is_required() and k not in skip}
 
 
-def validate(component: Component, values: Mapping[str, Any], file: str, prefix: str) -> tuple[Settings | None, list[Problem]]:
-    """`values` as the component's typed settings, or every problem, each named `prefix.field`."""
+def validate(component: Component, values: Mapping[str, Any], file: str, prefix: str,
+             context: Mapping[str, Any] | None = None) -> tuple[Settings | None, list[Problem]]:
+    """`values` as the component's typed settings, or every problem, each named `prefix.field`; `context` reaches
+    the model's validators (e.g. the repository root, for a path that must exist)."""
     try:
-        return component.settings.model_validate(dict(values)), []
+        return component.settings.model_validate(dict(values), context=dict(context or {})), []
     except ValidationError as e:
         return None, [Problem(file, None, ".".join(p for p in (prefix, *map(str, err["loc"])) if p),
                               explain(component, err)) for err in e.errors()]
@@ -161,3 +163,113 @@ def explain(component: Component, err: Mapping[str, Any]) -> str:
     if kind == "value_error":
         return str(ctx.get("error", err["msg"]))
     return f"{err['msg']}, not {value!r}"
+
+
+# ---- schemas derived from the registry ----------------------------------------------------------------------------
+
+def _property(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic field schema as a spec schema writes it: an optional field is its value's type (a spec never
+    writes null for it) and a None default is not shown."""
+    schema = dict(schema)
+    options = schema.pop("anyOf", None)
+    if options:
+        schema = {**next(o for o in options if o.get("type") != "null"), **schema}
+    if schema.get("default", 0) is None:
+        del schema["default"]
+    return schema
+
+
+def variant_schema(kind: str, selector: str, shared: Mapping[str, dict[str, Any]] | None = None,
+                   also: Mapping[str, str] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(properties, allOf branches) of a mapping that picks a component of `kind` by its `selector` key: every
+    component's keys from its settings model (plus `shared` keys every variant takes), the selector's enum with one
+    description per name, and one if/then branch per component that names its keys and what it needs. `also`
+    adds names that are not components (e.g. a judge type `none`), each with its description."""
+    shared = dict(shared or {})
+    properties: dict[str, Any] = {}
+    branches = []
+    described = [*(also or {}).items()]
+    for c in all_of(kind):
+        described.append((c.name, c.description))
+        model = c.settings.model_json_schema()
+        for key, sub in model["properties"].items():
+            sub = _property(sub)
+            if key not in properties:
+                properties[key] = sub
+            else:  # a key two components share: both descriptions, and no default unless they agree
+                if sub.get("description") and sub["description"] not in properties[key].get("description", ""):
+                    properties[key] = {**properties[key],
+                                       "description": f"{properties[key].get('description', '')} {sub['description']}"}
+                if properties[key].get("default") != sub.get("default"):
+                    properties[key] = {k: v for k, v in properties[key].items() if k != "default"}
+        keys = [*c.settings.model_fields, *shared]
+        required = [k for k in model.get("required", []) if k != selector and k in c.settings.model_fields]
+        then: dict[str, Any] = {
+            "description": f"a {c.name} {KINDS[kind]} takes {', '.join(keys)}"
+                           + (f" and needs {', '.join(required)}" if required else ""),
+            "propertyNames": {"description": f"a {c.name} {KINDS[kind]}'s keys are {', '.join(keys)}", "enum": keys}}
+        if required:
+            then["required"] = required
+        branches.append({"if": {"properties": {selector: {"const": c.name}}, "required": [selector]}, "then": then})
+    for name in also or {}:
+        keys = [selector, *shared]
+        branches.append({"if": {"properties": {selector: {"const": name}}, "required": [selector]},
+                         "then": {"description": f"{selector} {name} takes {', '.join(keys)}",
+                                  "propertyNames": {"description": f"with {selector} {name}, the keys are "
+                                                                   f"{', '.join(keys)}", "enum": keys}}})
+    properties.update(shared)
+    properties[selector] = {**properties.get(selector, {}), "title": properties.get(selector, {}).get("title", selector),
+                            "description": "; ".join(f"{n}: {d}" for n, d in described),
+                            "enum": [n for n, _ in described]}
+    properties[selector].pop("type", None)
+    return properties, branches
+
+
+SCHEMA_FILE = "rlops/spec/schemas/cycle.schema.json"
+DERIVED_SCHEMAS = ("cycle",)  # the spec schemas with parts derived from the registry
+
+
+def derived_parts(name: str) -> dict[tuple[str, ...], dict[str, Any]]:
+    """The parts of spec schema `name` that the registry derives: {path in the schema: sub-schema}."""
+    if name not in DERIVED_SCHEMAS:
+        return {}
+    from rlops.extract.judges import judge_schema
+    from rlops.gates import gate_schema
+
+    return {("$defs", "gate"): gate_schema(), ("properties", "extract", "properties", "judge"): judge_schema()}
+
+
+def with_components(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with its derived parts replaced by what the registry says now (a component registered at run time
+    validates like a built-in one)."""
+    import copy
+
+    schema = copy.deepcopy(schema)
+    for path, part in derived_parts(name).items():
+        node = schema
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = part
+    return schema
+
+
+def schema_text(name: str, text: str) -> str:
+    """The schema's text with each derived part rewritten from the registry; the rest is kept byte for byte, so
+    the file stays readable and other edits to it merge."""
+    import json
+
+    for path, part in derived_parts(name).items():
+        start = 0
+        for key in path:  # each key's first occurrence after its parent's (the schema's keys are written in order)
+            start = text.index(f'"{key}": ', start)
+        value_at = text.index("{", start)
+        _, length = json.JSONDecoder().raw_decode(text[value_at:])
+        indent = start - text.rindex("\n", 0, start) - 1
+        block = json.dumps(part, indent=2, ensure_ascii=False).replace("\n", "\n" + " " * indent)
+        text = text[:value_at] + block + text[value_at + length:]
+    return text
+
+
+def fingerprints() -> tuple:
+    """A cache key for schemas derived from the registry."""
+    return tuple(fingerprint(kind) for kind in KINDS)

@@ -19,7 +19,8 @@ from rlops.cli import main
 from rlops.components import Component, Metric
 from rlops.errors import InvalidInput
 from rlops.gate import decide
-from rlops.gates import SCHEMA_FILE, Evidence, GateSettings, Outcome, rule_defaults, rule_lines, schema_text
+from rlops.components import SCHEMA_FILE, schema_text
+from rlops.gates import Evidence, GateSettings, Outcome, rule_defaults, rule_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = "specs/cycles/0001-damaged-orders.yaml"
@@ -98,11 +99,13 @@ def test_settings_problems_name_the_field_and_the_fix():
 
 # ---- what the registry generates ----------------------------------------------------------------------------------
 
-def test_the_committed_cycle_schema_has_the_registry_s_gate_definition():
+def test_the_committed_cycle_schema_has_the_registry_s_gate_and_judge_definitions():
     text = (ROOT / SCHEMA_FILE).read_text(encoding="utf-8")
-    assert schema_text(text) == text, "run `python -m rlops.gates` to regenerate the gate part of the schema"
-    gate = json.loads(text)["$defs"]["gate"]
-    assert gate["properties"]["rule"]["enum"] == components.names("gate_rule")
+    assert schema_text("cycle", text) == text, "run `python -m rlops.regenerate` to regenerate the derived parts"
+    schema = json.loads(text)
+    assert schema["$defs"]["gate"]["properties"]["rule"]["enum"] == components.names("gate_rule")
+    judge = schema["properties"]["extract"]["properties"]["judge"]
+    assert judge["properties"]["type"]["enum"] == ["none", *components.names("judge")]
 
 
 def test_conf_rule_defaults_match_the_rules_settings():
@@ -151,7 +154,7 @@ def test_a_gate_rule_registered_in_a_test_module_works_end_to_end(project, regis
     assert main(["validate", "--root", str(repo), str(spec)]) == 2
     out = capsys.readouterr().out
     assert f"{SPEC}:22: gates[0].min_share: 2 is greater than the maximum of 1" in out
-    assert (f"{SPEC}:22: gates[0].margin: key 'margin' is not allowed here: a win_rate gate's keys are metric, rule, "
+    assert (f"{SPEC}:22: gates[0].margin: key 'margin' is not allowed here: a win_rate gate rule's keys are metric, rule, "
             "confidence, allow_uninformative, min_share") in out
 
 

@@ -109,61 +109,12 @@ def rule_lines() -> list[str]:
     return [f"- `{c.name}`: {c.description}" for c in components.all_of(KIND)]
 
 
-def _property(schema: dict[str, Any]) -> dict[str, Any]:
-    """A pydantic field schema as the spec schema writes it: an optional field is its value's type (null is never
-    written in a spec) and a None default is not shown."""
-    schema = dict(schema)
-    options = schema.pop("anyOf", None)
-    if options:
-        schema = {**next(o for o in options if o.get("type") != "null"), **schema}
-    if schema.get("default", 0) is None:
-        del schema["default"]
-    return schema
-
-
 def gate_schema() -> dict[str, Any]:
     """The JSON Schema of one gate in a cycle spec, derived from the registered rules' settings models."""
-    rules = components.all_of(KIND)
-    properties: dict[str, Any] = {}
-    branches = []
-    for r in rules:
-        model = r.settings.model_json_schema()
-        for key, sub in model["properties"].items():
-            sub = _property(sub)
-            if key not in properties:
-                properties[key] = sub
-            elif sub.get("description") not in properties[key]["description"]:  # a key two rules share
-                properties[key] = {**properties[key], "description": f"{properties[key]['description']} "
-                                                                      f"{sub['description']}"}
-        required = [k for k in model.get("required", []) if k not in ("metric", "rule")]
-        then: dict[str, Any] = {
-            "description": f"a {r.name} gate takes {', '.join(r.settings.model_fields)}"
-                           + (f" and needs {', '.join(required)}" if required else ""),
-            "propertyNames": {"description": f"a {r.name} gate's keys are {', '.join(r.settings.model_fields)}",
-                              "enum": list(r.settings.model_fields)}}
-        if required:
-            then["required"] = required
-        branches.append({"if": {"properties": {"rule": {"const": r.name}}, "required": ["rule"]}, "then": then})
-    properties["rule"] = {"title": "Rule",
-                          "description": "; ".join(f"{r.name}: {r.description}" for r in rules),
-                          "enum": [r.name for r in rules]}
+    properties, branches = components.variant_schema(KIND, "rule")
     return {"title": "Gate",
             "description": "One rule comparing candidate and incumbent (or a fixed value) on one metric. "
                            "The rules and their keys come from the gate rule registry (rlops/gates/).",
             # each rule's branch names its keys (propertyNames), so an unknown key is reported once, with the rule's keys
             "type": "object", "required": ["metric", "rule"],
             "properties": properties, "allOf": branches}
-
-
-SCHEMA_FILE = "rlops/spec/schemas/cycle.schema.json"
-
-
-def schema_text(text: str) -> str:
-    """The cycle schema's text with its `$defs.gate` block replaced by `gate_schema()` (the rest kept byte for byte,
-    so the file stays readable and other edits to it merge)."""
-    import json
-
-    start = text.index('\n    "gate": {')
-    end = text.rindex("\n  }\n}")
-    block = json.dumps(gate_schema(), indent=2, ensure_ascii=False).replace("\n", "\n    ")
-    return f'{text[:start]}\n    "gate": {block}{text[end:]}'

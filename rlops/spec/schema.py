@@ -40,26 +40,18 @@ def load_schema(name: str) -> dict:
     return json.loads(resource.read_text(encoding="utf-8"))
 
 
-def with_components(name: str) -> dict:
-    """Schema `name` with its plug-in parts derived from the component registry (the cycle spec's gate: the
-    registered rules and their keys), so a rule registered at run time validates like a built-in one."""
-    schema = load_schema(name)
-    if name != "cycle":
-        return schema
-    from rlops.gates import gate_schema
-
-    return {**schema, "$defs": {**schema["$defs"], "gate": gate_schema()}}
-
-
 def _validator(name: str) -> Draft202012Validator:
     from rlops import components
 
-    return _cached_validator(name, components.fingerprint("gate_rule") if name == "cycle" else ())
+    return _cached_validator(name, components.fingerprints() if name in components.DERIVED_SCHEMAS else ())
 
 
 @functools.cache
 def _cached_validator(name: str, _registry: tuple) -> Draft202012Validator:
-    schema = with_components(name)
+    from rlops import components
+
+    # the plug-in parts (gate rules, judge types) are derived from the component registry
+    schema = components.with_components(name, load_schema(name))
     Draft202012Validator.check_schema(schema)  # a broken schema is a bug in rlops: fail loudly, at first use
     return Draft202012Validator(schema, format_checker=FormatChecker())
 
