@@ -168,3 +168,36 @@ def test_without_the_registration_the_rule_is_refused_with_the_known_names(proje
     v = decide([{"metric": "heldout.rubric", "rule": "win_rate"}], items("heldout", "rubric", [1.0]),
                items("heldout", "rubric", [0.0]), BOOT)
     assert not v.passed and "unknown rule 'win_rate'; known: non_inferior" in v.gates[0].reason
+
+
+# ---- a metric registered here: suites accept it, lm-eval gets its direction, and the gate honours it -------------
+
+def test_a_metric_registered_here_is_used_by_suites_and_judged_in_its_direction(tmp_path, monkeypatch):
+    from rlops.evaluate.suites import load_suite, task_config
+
+    def words(doc, text):
+        return float(len(text.split()))
+
+    monkeypatch.setitem(components._REGISTERED, "metric", dict(components._REGISTERED["metric"]))
+    components.register(Metric("metric", "words", "answer length in words", reads="the answer",
+                               writes="a count of words", function=words, higher_is_better=False, range=(0.0, None)))
+    folder = tmp_path / "evals" / "brief"
+    folder.mkdir(parents=True)
+    (folder / "suite.yaml").write_text("name: brief\ndescription: short answers\ndata: prompts.jsonl\n"
+                                       "task: generate\nmetrics: [words, rubric]\n", encoding="utf-8")
+    (folder / "prompts.jsonl").write_text('{"id": "b-1", "prompt": "hi"}\n', encoding="utf-8")
+    suite = load_suite(tmp_path, "evals", "brief")
+    config = task_config(suite, 16)
+    assert config["metric_list"][0] == {"metric": "words", "aggregation": "mean", "higher_is_better": False}
+    assert config["process_results"]({"rubric": {}}, ["three short words"]) == {"words": 3.0, "rubric": 0.0}
+
+    gate = [{"metric": "brief.words", "rule": "non_inferior", "margin": 1.0}]
+    chatty = items("brief", "words", [40.0, 55.0, 60.0, 48.0] * 5)
+    terse = items("brief", "words", [12.0, 9.0, 15.0, 10.0] * 5)
+    assert not decide(gate, chatty, terse, BOOT).passed
+    assert decide(gate, terse, chatty, BOOT).passed
+
+    (folder / "suite.yaml").write_text("name: brief\ndata: prompts.jsonl\nmetrics: [wordz]\n", encoding="utf-8")
+    with pytest.raises(InvalidInput) as e:
+        load_suite(tmp_path, "evals", "brief")
+    assert "unknown metric 'wordz'; known: length, refusal, rubric, words" in str(e.value.problems[0])

@@ -8,7 +8,7 @@ module) registered with `register(Metric(...))`, and one line in `components.BUI
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from typing import Any
 
 from rlops.components import Metric, register
 
@@ -52,7 +52,3 @@ BUILTIN = (
 )
 for _metric in BUILTIN:
     register(_metric)
-
-# name: (function, higher_is_better), as the suites' task configs read them
-METRICS: dict[str, tuple[Callable[[dict[str, Any], str], float], bool]] = {
-    m.name: (m.function, m.higher_is_better) for m in BUILTIN}
