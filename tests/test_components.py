@@ -201,3 +201,23 @@ def test_a_metric_registered_here_is_used_by_suites_and_judged_in_its_direction(
     with pytest.raises(InvalidInput) as e:
         load_suite(tmp_path, "evals", "brief")
     assert "unknown metric 'wordz'; known: length, refusal, rubric, words" in str(e.value.problems[0])
+
+
+def test_the_report_shows_the_bound_a_registered_rule_compared(monkeypatch):
+    from rlops.report import render
+
+    def loose(settings: GateSettings, evidence: Evidence) -> Outcome:
+        lo, _ = evidence.bounds
+        return Outcome(lo >= -0.5, f"lower bound {lo:+.3f} against -0.5", bound=lo)
+
+    monkeypatch.setitem(components._REGISTERED, "gate_rule", dict(components._REGISTERED["gate_rule"]))
+    components.register(Component("gate_rule", "loose", "lower bound at least -0.5", "paired scores", "pass/fail",
+                                  function=loose, settings=GateSettings))
+    verdict = decide([{"metric": "heldout.rubric", "rule": "loose"}], items("heldout", "rubric", [1.0, 0.0, 0.5, 1.0]),
+                     items("heldout", "rubric", [0.5, 0.5, 0.5, 0.0]), BOOT).to_json()
+    params = {"cycle": {"number": 1, "policy": "p", "parent": "base", "promotion": {"mode": "replace"},
+                        "rationale": "r"}, "gate": {"bootstrap": BOOT}, "plan": {"spec": "s.yaml"},
+              "model": {"name": "tiny"}, "train": {"method": "dpo"}}
+    row = next(line for line in render(params, verdict, {"metrics": {}}, {"metrics": {}}, {}, {}).splitlines()
+               if line.startswith("| `heldout.rubric` | loose |"))
+    assert f"| {verdict['gates'][0]['bound']:+.3f} | ✅ pass |" in row
