@@ -395,3 +395,22 @@ def test_params_refuse_a_judge_type_that_is_not_registered():
     said = []
     assert _judge({"type": "gpt", "max_pairs": 1, "min_gap": 0.1}, lambda f, m: said.append((f, m))) is None
     assert said == [("extract.judge.type", "'gpt' is not a judge type; use one of none, rubric, transformers, http")]
+
+
+def test_rlops_validate_checks_a_judge_s_keys_from_the_registry(project, capsys):
+    from rlops.cli import main
+
+    repo, _ = project
+    spec = repo / "specs/cycles/0001-damaged-orders.yaml"
+    text = spec.read_text(encoding="utf-8").replace(
+        "  edit_min_chars: 8\n", "  edit_min_chars: 8\n  judge: {type: http, model: judge-1, timeout: 3}\n")
+    spec.write_text(text, encoding="utf-8")
+    assert main(["validate", "--root", str(repo), str(spec)]) == 2
+    out = capsys.readouterr().out
+    line = text.splitlines().index("  judge: {type: http, model: judge-1, timeout: 3}") + 1
+    assert f"0001-damaged-orders.yaml:{line}: extract.judge.timeout: key 'timeout' is not allowed here: a http judge " \
+           "type's keys are type, url, model, api_key_env, timeout_s" in out
+    assert f"0001-damaged-orders.yaml:{line}: extract.judge.url: missing required key 'url'" in out
+    spec.write_text(text.replace("{type: http, model: judge-1, timeout: 3}", "{type: rubric, rubric: support-quality, "
+                                 "max_pairs: 20}"), encoding="utf-8")
+    assert main(["validate", "--root", str(repo), str(spec)]) == 0
