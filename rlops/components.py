@@ -5,11 +5,11 @@ and what it writes, and its function. The built-in ones live one module per comp
 register themselves when their module is imported; `BUILTIN` below is the one line per name that says where, so
 that listing the names costs no import. Code elsewhere (a plug-in, a test) calls `register` with its own component.
 
-| kind        | where the built-ins live                 | function                                                    |
-|-------------|------------------------------------------|-------------------------------------------------------------|
-| `gate_rule` | `rlops/gates/<rule>.py`                  | `(settings, evidence: gates.Evidence) -> gates.Outcome`      |
-| `metric`    | `rlops/evaluate/metrics.py`              | `(doc, answer text) -> float`; `Metric` adds its direction  |
-| `judge`     | `rlops/extract/judges.py`                | `(settings, root) -> Judge`                                 |
+| kind        | where the built-ins live    | function                                                  |
+|-------------|-----------------------------|-----------------------------------------------------------|
+| `gate_rule` | `rlops/gates/<rule>.py`     | `(settings, evidence: gates.Evidence) -> gates.Outcome`    |
+| `metric`    | `rlops/evaluate/metrics.py` | `(doc, answer text) -> float`; `Metric` adds its direction |
+| `judge`     | `rlops/extract/judges.py`   | `(settings, root) -> Judge`                               |
 
 Pydantic (not dataclasses) because one model gives what each plug-in point needs: validation that reports every
 field at once with its path, typed defaults, and the JSON Schema fragment the spec schema is built from.

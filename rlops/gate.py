@@ -86,7 +86,7 @@ def direction(metric: str, directions: Mapping[str, bool] | None = None) -> bool
 
 
 def check_gate(gate: dict[str, Any], candidate: list[dict], incumbent: list[dict], bootstrap: dict[str, Any],
-               directions: Mapping[str, bool] | None = None) -> GateResult:
+               directions: Mapping[str, bool] | None = None, where: str = "gate") -> GateResult:
     metric, name = gate["metric"], gate["rule"]
     try:
         rule = components.get("gate_rule", name)
@@ -99,7 +99,7 @@ def check_gate(gate: dict[str, Any], candidate: list[dict], incumbent: list[dict
     if higher is None:
         return GateResult(metric, name, False, f"the direction of metric {metric} is unknown: register it as a metric "
                                                "component (higher_is_better) or pass it from the suite's results")
-    settings, problems = components.validate(rule, gate, "params.yaml", "gate")
+    settings, problems = components.validate(rule, gate, "params.yaml", where)
     if settings is None:
         return GateResult(metric, name, False, "; ".join(str(p) for p in problems))
     # a gate without its own confidence uses the bootstrap's (one value in params.yaml, not a default in code)
@@ -136,5 +136,5 @@ def uninformative(result: GateResult, gate: dict[str, Any], rows: list[tuple[str
 def decide(gates: list[dict[str, Any]], candidate: list[dict], incumbent: list[dict], bootstrap: dict[str, Any],
            directions: Mapping[str, bool] | None = None) -> Verdict:
     """The verdict of every gate; `directions` (suite.metric -> higher_is_better) for metrics the registry lacks."""
-    results = [check_gate(g, candidate, incumbent, bootstrap, directions) for g in gates]
+    results = [check_gate(g, candidate, incumbent, bootstrap, directions, f"gate.rules[{i}]") for i, g in enumerate(gates)]
     return Verdict(passed=all(r.passed for r in results), gates=results)

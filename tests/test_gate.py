@@ -230,3 +230,10 @@ def test_the_report_shows_the_rule_s_bound_and_the_direction():
     bound = verdict["gates"][0]["ci_low"]
     assert f"| {bound:+.3f} | ✅ pass |" in rows[0] and "| – | ✅ pass |" in rows[1]
     assert "Lower is better on `heldout.length`" in render(params, verdict, results, results, {}, {})
+
+
+def test_a_gate_with_bad_settings_fails_naming_the_field():
+    cand, inc = items("heldout", "rubric", [1.0, 0.5]), items("heldout", "rubric", [0.5, 0.5])
+    v = decide([GATES[0], {"metric": "heldout.rubric", "rule": "non_inferior", "margin": -0.1}], cand, inc, BOOT)
+    assert v.gates[0].passed and not v.passed
+    assert v.gates[1].reason == "params.yaml: gate.rules[1].margin: must be at least 0, not -0.1"
