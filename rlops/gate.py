@@ -91,7 +91,8 @@ def check_gate(gate: dict[str, Any], candidate: list[dict], incumbent: list[dict
     try:
         rule = components.get("gate_rule", name)
     except InvalidInput:
-        return GateResult(metric, name, False, f"unknown rule '{name}'; known: {', '.join(components.names('gate_rule'))}")
+        known = ", ".join(components.names("gate_rule"))
+        return GateResult(metric, name, False, f"unknown rule '{name}'; known: {known}")
     rows = paired(candidate, incumbent, metric)
     if not rows:
         return GateResult(metric, name, False, f"no evaluation items for {metric}: is the suite in evaluate.suites?")
@@ -109,7 +110,8 @@ def check_gate(gate: dict[str, Any], candidate: list[dict], incumbent: list[dict
     lo, hi = evidence.bounds
     cand, inc = evidence.mean("candidate"), evidence.mean("incumbent")
     outcome = rule.function(settings, evidence)
-    reason = outcome.reason if higher else f"{outcome.reason} (lower is better: differences are incumbent − candidate)"
+    reason = outcome.reason if higher else f"{outcome.reason} (lower is better: differences are incumbent − " \
+                                           "candidate)"
     result = GateResult(metric, name, outcome.passed, reason, candidate=round(cand, 6), incumbent=round(inc, 6),
                         diff=round((cand - inc) if higher else (inc - cand), 6), ci_low=round(lo, 6),
                         ci_high=round(hi, 6), n=len(rows), regressions=list(outcome.regressions),
@@ -136,5 +138,6 @@ def uninformative(result: GateResult, gate: dict[str, Any], rows: list[tuple[str
 def decide(gates: list[dict[str, Any]], candidate: list[dict], incumbent: list[dict], bootstrap: dict[str, Any],
            directions: Mapping[str, bool] | None = None) -> Verdict:
     """The verdict of every gate; `directions` (suite.metric -> higher_is_better) for metrics the registry lacks."""
-    results = [check_gate(g, candidate, incumbent, bootstrap, directions, f"gate.rules[{i}]") for i, g in enumerate(gates)]
+    results = [check_gate(g, candidate, incumbent, bootstrap, directions, f"gate.rules[{i}]")
+               for i, g in enumerate(gates)]
     return Verdict(passed=all(r.passed for r in results), gates=results)
