@@ -1,10 +1,17 @@
 """The gate: verdicts from per-item evaluation results and the gates declared in the cycle spec.
 
 Each gate arrives complete from params.yaml: `rlops plan` fills what the spec leaves out from
-pipelines/conf/config.yaml (`gate.rule_defaults`), so every threshold is visible there.
+pipelines/conf/config.yaml (`gate.rule_defaults`) and the rule's own defaults, so every threshold is visible there.
+Each rule is a component looked up by name (rlops/gates/, one module per rule); this module pairs the items,
+orients them by the metric's direction and hands them to the rule.
 
 Pure functions. Means are compared on items paired by id (candidate and incumbent answered the same
 prompts), with a one-sided paired bootstrap bound, which is tighter than comparing two separate means.
+
+Direction: a metric's `higher_is_better` comes from the caller's `directions` (e.g. read from a suite's results,
+for metrics not known statically), else from the metric registry (rlops/evaluate/metrics.py). The differences
+`diff`, `ci_low` and `ci_high` in a verdict are oriented so that positive means the candidate is better; for a
+lower-is-better metric they are incumbent − candidate, and the gate says so (`higher_is_better: false`).
 
 A gate whose items all tie (candidate and incumbent scored the same on every item: both at the floor, both at the
 ceiling, or the same answers) is *uninformative*: the evaluation cannot tell the two models apart, so it gives no
@@ -15,9 +22,13 @@ is not a tie: every item moved the same way, which is the strongest signal there
 
 from __future__ import annotations
 
-import random
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
+
+from rlops import components
+from rlops.errors import InvalidInput
+from rlops.gates import Evidence, bootstrap_interval  # noqa: F401  (bootstrap_interval: part of this module's API)
 
 
 @dataclass(frozen=True)
@@ -28,12 +39,14 @@ class GateResult:
     reason: str
     candidate: float | None = None
     incumbent: float | None = None
-    diff: float | None = None
+    diff: float | None = None  # mean per-item difference, positive = candidate better (in the metric's direction)
     ci_low: float | None = None
     ci_high: float | None = None
     n: int = 0
     regressions: list[str] = field(default_factory=list)
     informative: bool = True  # False when every paired item tied: the evaluation could not tell the models apart
+    higher_is_better: bool | None = None  # the metric's direction, as the gate read it
+    bound: float | None = None  # the bound the rule compared, when it compared one (the report shows it)
 
 
 @dataclass(frozen=True)
@@ -62,58 +75,48 @@ def paired(candidate: list[dict], incumbent: list[dict], metric: str) -> list[tu
     return [(k, c[k], i[k]) for k in sorted(c.keys() & i.keys())]
 
 
-def bootstrap_interval(diffs: list[float], samples: int, confidence: float, seed: int) -> tuple[float, float]:
-    """One-sided lower and upper bounds on the mean difference, each at `confidence` (percentile bootstrap)."""
-    if not diffs:
-        return 0.0, 0.0
-    rng = random.Random(seed)
-    n = len(diffs)
-    means = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(samples))
-    alpha = 1.0 - confidence
-    lo = means[max(0, int(alpha * samples) - 1)]
-    hi = means[min(samples - 1, int((1.0 - alpha) * samples))]
-    return lo, hi
+def direction(metric: str, directions: Mapping[str, bool] | None = None) -> bool | None:
+    """Whether higher is better for `suite.metric`: the caller's `directions` first, then the metric registry."""
+    if directions and metric in directions:
+        return bool(directions[metric])
+    try:
+        return components.get("metric", metric.split(".", 1)[-1]).higher_is_better
+    except InvalidInput:
+        return None
 
 
-def _mean(xs):
-    return sum(xs) / len(xs) if xs else 0.0
-
-
-def check_gate(gate: dict[str, Any], candidate: list[dict], incumbent: list[dict], bootstrap: dict[str, Any]) -> GateResult:
-    metric, rule = gate["metric"], gate["rule"]
+def check_gate(gate: dict[str, Any], candidate: list[dict], incumbent: list[dict], bootstrap: dict[str, Any],
+               directions: Mapping[str, bool] | None = None, where: str = "gate") -> GateResult:
+    metric, name = gate["metric"], gate["rule"]
+    try:
+        rule = components.get("gate_rule", name)
+    except InvalidInput:
+        known = ", ".join(components.names("gate_rule"))
+        return GateResult(metric, name, False, f"unknown rule '{name}'; known: {known}")
     rows = paired(candidate, incumbent, metric)
     if not rows:
-        return GateResult(metric, rule, False, f"no evaluation items for {metric}: is the suite in evaluate.suites?")
-    cand = _mean([r[1] for r in rows])
-    inc = _mean([r[2] for r in rows])
-    diffs = [r[1] - r[2] for r in rows]
+        return GateResult(metric, name, False, f"no evaluation items for {metric}: is the suite in evaluate.suites?")
+    higher = direction(metric, directions)
+    if higher is None:
+        return GateResult(metric, name, False, f"the direction of metric {metric} is unknown: register it as a metric "
+                                               "component (higher_is_better) or pass it from the suite's results")
+    settings, problems = components.validate(rule, gate, "params.yaml", where)
+    if settings is None:
+        return GateResult(metric, name, False, "; ".join(str(p) for p in problems))
     # a gate without its own confidence uses the bootstrap's (one value in params.yaml, not a default in code)
-    confidence = float(gate.get("confidence", bootstrap["confidence"]))
-    lo, hi = bootstrap_interval(diffs, int(bootstrap["samples"]), confidence, int(bootstrap["seed"]))
-    common = dict(candidate=round(cand, 6), incumbent=round(inc, 6), diff=round(cand - inc, 6),
-                  ci_low=round(lo, 6), ci_high=round(hi, 6), n=len(rows))
-    if rule == "non_inferior":
-        margin = float(gate["margin"])
-        ok = lo >= -margin
-        why = (f"lower bound of the difference {lo:+.3f} is {'at or above' if ok else 'below'} "
-               f"-{margin:g} ({confidence:.0%} paired bootstrap)")
-    elif rule == "superior":
-        margin = float(gate["margin"])
-        ok = lo > margin
-        why = f"lower bound of the difference {lo:+.3f} is {'above' if ok else 'not above'} {margin:g}"
-    elif rule == "at_least":
-        value = float(gate["value"])
-        ok = cand >= value
-        why = f"candidate {cand:.3f} is {'at or above' if ok else 'below'} {value:g}"
-    elif rule == "no_item_regression":
-        allowed = int(gate["max_regressions"])
-        regressed = [r[0] for r in rows if r[1] < r[2]]
-        ok = len(regressed) <= allowed
-        why = f"{len(regressed)} item(s) got worse (allowed: {allowed})"
-        return uninformative(GateResult(metric, rule, ok, why, regressions=regressed, **common), gate, rows)
-    else:
-        return GateResult(metric, rule, False, f"unknown rule '{rule}'", **common)
-    return uninformative(GateResult(metric, rule, ok, why, **common), gate, rows)
+    confidence = float(bootstrap["confidence"] if settings.confidence is None else settings.confidence)
+    evidence = Evidence(metric, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], higher,
+                        confidence, int(bootstrap["samples"]), int(bootstrap["seed"]))
+    lo, hi = evidence.bounds
+    cand, inc = evidence.mean("candidate"), evidence.mean("incumbent")
+    outcome = rule.function(settings, evidence)
+    reason = outcome.reason if higher else f"{outcome.reason} (lower is better: differences are incumbent − " \
+                                           "candidate)"
+    result = GateResult(metric, name, outcome.passed, reason, candidate=round(cand, 6), incumbent=round(inc, 6),
+                        diff=round((cand - inc) if higher else (inc - cand), 6), ci_low=round(lo, 6),
+                        ci_high=round(hi, 6), n=len(rows), regressions=list(outcome.regressions),
+                        higher_is_better=higher, bound=None if outcome.bound is None else round(outcome.bound, 6))
+    return uninformative(result, gate, rows)
 
 
 def uninformative(result: GateResult, gate: dict[str, Any], rows: list[tuple[str, float, float]]) -> GateResult:
@@ -132,6 +135,9 @@ def uninformative(result: GateResult, gate: dict[str, Any], rows: list[tuple[str
                    reason=f"{why}; fails unless the gate sets allow_uninformative: true (rule: {result.reason})")
 
 
-def decide(gates: list[dict[str, Any]], candidate: list[dict], incumbent: list[dict], bootstrap: dict[str, Any]) -> Verdict:
-    results = [check_gate(g, candidate, incumbent, bootstrap) for g in gates]
+def decide(gates: list[dict[str, Any]], candidate: list[dict], incumbent: list[dict], bootstrap: dict[str, Any],
+           directions: Mapping[str, bool] | None = None) -> Verdict:
+    """The verdict of every gate; `directions` (suite.metric -> higher_is_better) for metrics the registry lacks."""
+    results = [check_gate(g, candidate, incumbent, bootstrap, directions, f"gate.rules[{i}]")
+               for i, g in enumerate(gates)]
     return Verdict(passed=all(r.passed for r in results), gates=results)

@@ -40,12 +40,17 @@ def render(params: dict[str, Any], verdict: dict[str, Any], incumbent: dict[str,
         "|---|---|---:|---:|---:|---:|---|---|",
     ]
     for g in verdict["gates"]:
-        bound = _f(g["ci_low"], True) if g["rule"] in ("non_inferior", "superior") else "–"
+        bound = _f(g.get("bound"), True)  # the rule says which bound it compared, if any
         lines.append(f"| `{g['metric']}` | {g['rule']} | {_f(g['incumbent'])} | {_f(g['candidate'])} | "
                      f"{_f(g['diff'], True)} | {bound} | {_result(g)} | {g['reason']} |")
         if g["regressions"]:
             lines.append(f"| | | | | | | | regressed: {', '.join(g['regressions'][:10])} |")
-    lines += ["", f"Bounds are one-sided {conf}% paired-bootstrap bounds on the per-item difference."]
+    lines += ["", f"Bounds are one-sided {conf}% paired-bootstrap bounds on the per-item difference, unless a gate "
+              "sets its own confidence; differences are oriented so that positive means the candidate is better."]
+    lower = [g["metric"] for g in verdict["gates"] if g.get("higher_is_better") is False]
+    if lower:
+        lines += ["", f"Lower is better on {', '.join(f'`{m}`' for m in lower)}: there the difference and its bound "
+                  "are incumbent − candidate."]
     blind = [g["metric"] for g in verdict["gates"] if g.get("informative") is False]
     if blind:
         lines += ["", f"**Uninformative evaluation:** on {', '.join(f'`{m}`' for m in blind)} the candidate and the "

@@ -354,3 +354,63 @@ def test_transformers_judge_compares_next_token_logits_deterministically_in_both
     wide = build_judge({"type": "transformers", "model": rel, "tie_margin": abs(forward) + abs(backward) + 1}, root)
     assert judge_pair(wide, PROMPT, GOOD, GENERIC) == Verdict(None, TIE, TIE)
     assert all(judge.prefer(PROMPT, a, b) in PREFERENCES for a, b in [(GOOD, RUDE), (RUDE, GENERIC)])
+
+
+# ---- judge types are components: a new one is a settings model, a builder and a register call -------------------
+
+def test_a_judge_type_registered_here_is_built_checked_and_accepted_by_params(monkeypatch):
+    from typing import Literal
+
+    from pydantic import Field
+
+    from rlops import components
+    from rlops.extract.judges import JudgeConfig, judge_schema
+
+    class Always(JudgeConfig):
+        answer: Literal["first", "second", "tie"] = Field(description="what it always answers")
+
+    class AlwaysJudge:
+        def __init__(self, answer):
+            self.name, self.answer = f"always:{answer}", answer
+
+        def prefer(self, prompt, first, second):
+            return self.answer
+
+    monkeypatch.setitem(components._REGISTERED, "judge", dict(components._REGISTERED["judge"]))
+    components.register(components.Component("judge", "always", "answers the same whatever it is shown", "nothing",
+                                             "a fixed preference", function=lambda s, root: AlwaysJudge(s.answer),
+                                             settings=Always))
+    judge = build_judge({"type": "always", "answer": "first"}, ROOT)
+    assert judge_pair(judge, PROMPT, GOOD, RUDE).winner is None  # position bias yields no pair
+    found = problems({"type": "always", "answer": "1", "extra": 2})
+    assert "must be one of 'first', 'second' or 'tie'" in found["extract.judge.answer"]
+    assert "unknown key for a always judge type" in found["extract.judge.extra"]
+    assert "always" in judge_schema()["properties"]["type"]["enum"]
+    assert "use one of rubric, transformers, http, always" in problems({"type": "gpt"})["extract.judge.type"]
+
+
+def test_params_refuse_a_judge_type_that_is_not_registered():
+    from rlops.extract.params import _judge
+
+    said = []
+    assert _judge({"type": "gpt", "max_pairs": 1, "min_gap": 0.1}, lambda f, m: said.append((f, m))) is None
+    assert said == [("extract.judge.type", "'gpt' is not a judge type; use one of none, rubric, transformers, http")]
+
+
+def test_rlops_validate_checks_a_judge_s_keys_from_the_registry(project, capsys):
+    from rlops.cli import main
+
+    repo, _ = project
+    spec = repo / "specs/cycles/0001-damaged-orders.yaml"
+    text = spec.read_text(encoding="utf-8").replace(
+        "  edit_min_chars: 8\n", "  edit_min_chars: 8\n  judge: {type: http, model: judge-1, timeout: 3}\n")
+    spec.write_text(text, encoding="utf-8")
+    assert main(["validate", "--root", str(repo), str(spec)]) == 2
+    out = capsys.readouterr().out
+    line = text.splitlines().index("  judge: {type: http, model: judge-1, timeout: 3}") + 1
+    assert f"0001-damaged-orders.yaml:{line}: extract.judge.timeout: key 'timeout' is not allowed here: a http judge " \
+           "type's keys are type, url, model, api_key_env, timeout_s" in out
+    assert f"0001-damaged-orders.yaml:{line}: extract.judge.url: missing required key 'url'" in out
+    spec.write_text(text.replace("{type: http, model: judge-1, timeout: 3}", "{type: rubric, rubric: support-quality, "
+                                 "max_pairs: 20}"), encoding="utf-8")
+    assert main(["validate", "--root", str(repo), str(spec)]) == 0

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rlops import components
 from rlops.errors import InvalidInput, Problem
-from rlops.evaluate.metrics import METRICS
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,9 @@ def load_suite(root: Path, suites_dir: str, name: str) -> Suite:
         problems.append(Problem(rel, loaded.line(("metrics",)), "metrics", "must be a non-empty list of metric names"))
         metrics = []
     for i, m in enumerate(metrics):
-        if m not in METRICS:
+        if m not in components.names("metric"):  # metrics are components (rlops/evaluate/metrics.py)
             problems.append(Problem(rel, loaded.line(("metrics", i)), f"metrics[{i}]",
-                                    f"unknown metric '{m}'; known: {', '.join(sorted(METRICS))}"))
+                                    f"unknown metric '{m}'; known: {', '.join(sorted(components.names('metric')))}"))
     data = (folder / str(doc.get("data", "prompts.jsonl"))).resolve()
     if not data.is_relative_to(folder.resolve()) or not data.is_file():
         problems.append(Problem(rel, loaded.line(("data",)), "data", f"'{doc.get('data')}' is not a file in {folder.relative_to(root)}"))
@@ -55,8 +55,10 @@ def load_suite(root: Path, suites_dir: str, name: str) -> Suite:
 def task_config(suite: Suite, max_new_tokens: int) -> dict[str, Any]:
     """An lm-eval task config (a dict, so `process_results` can be a function of ours)."""
 
+    metrics = {m: components.get("metric", m) for m in suite.metrics}
+
     def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
-        return {m: METRICS[m][0](doc, results[0]) for m in suite.metrics}
+        return {m: metric.function(doc, results[0]) for m, metric in metrics.items()}
 
     return {
         "task": f"rlops_{suite.name}",
@@ -68,7 +70,8 @@ def task_config(suite: Suite, max_new_tokens: int) -> dict[str, Any]:
         "doc_to_target": "",
         "generation_kwargs": {"until": [], "max_gen_toks": suite.max_new_tokens or max_new_tokens, "do_sample": False},
         "process_results": process_results,
-        "metric_list": [{"metric": m, "aggregation": "mean", "higher_is_better": METRICS[m][1]} for m in suite.metrics],
+        "metric_list": [{"metric": m, "aggregation": "mean", "higher_is_better": metric.higher_is_better}
+                        for m, metric in metrics.items()],
     }
 
 

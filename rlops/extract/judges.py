@@ -21,6 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
+from pydantic import Field, ValidationInfo, field_validator
+
+from rlops import components
+from rlops.components import Component, Settings, register
 from rlops.errors import InvalidInput, Problem, RlopsError
 from rlops.evaluate.metrics import rubric as include_exclude_score
 
@@ -310,108 +314,184 @@ class HttpJudge:
         return choice
 
 
-# ---- extract.judge -> a Judge, every problem reported at once -----------------------------------------------------
+# ---- judge types: components with typed settings; extract.judge -> a Judge, every problem reported at once --------
+# A new judge type is a settings model (subclass JudgeConfig, with its checks as validators), a builder
+# `(settings, root) -> Judge`, a `register(Component("judge", ...))` call, and one line in components.BUILTIN.
 
-REQUIRED = ...  # marks a key without a default
-TYPES: dict[str, dict[str, Any]] = {  # type: {key: default}; a None default is an optional string
-    "rubric": {"rubric": REQUIRED, "tie_margin": 1e-6},
-    "transformers": {"model": REQUIRED, "device": "cpu", "dtype": "auto", "tie_margin": 0.0, "max_chars": 4000},
-    "http": {"url": REQUIRED, "model": REQUIRED, "api_key_env": None, "timeout_s": 30.0, "max_retries": 3,
-             "retry_backoff_s": 1.0, "max_tokens": 4, "max_chars": 4000},
-}
-POSITIVE = ("timeout_s", "max_tokens", "max_chars")  # numbers that must be above 0; the others may be 0
 DEVICE = re.compile(r"^(cpu|mps|(cuda|xpu|npu)(:\d+)?)$")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NON_EMPTY = {"min_length": 1, "pattern": r"\S"}  # a string with something in it
 
 
-def _type_problem(key: str, value: Any, default: Any) -> str | None:
-    if default is REQUIRED or default is None or isinstance(default, str):
-        return None if isinstance(value, str) and value.strip() else f"must be a non-empty string, not {value!r}"
-    integer = isinstance(default, int)
-    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
-        return f"must be {'an integer' if integer else 'a number'}, not {value!r}"
-    if value < 0 or (value == 0 and key in POSITIVE):
-        return f"must be {'greater than 0' if key in POSITIVE else 'at least 0'}, not {value}"
-    return None
+class JudgeConfig(Settings):
+    """The keys every judge takes under extract.judge (besides max_pairs and min_gap, which the extractor reads)."""
+
+    type: str = Field(title="Judge type", description="The judge type, by name.")
+
+
+class RubricConfig(JudgeConfig):
+    rubric: str = Field(title="Rubric", description="A rubric registered with @register_rubric.", **NON_EMPTY)
+    tie_margin: float = Field(1e-6, ge=0, title="Tie margin", description="rubric: scores within this are a tie.")
+
+    @field_validator("rubric")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        if name not in RUBRICS:
+            raise ValueError(f"{name!r} is not a registered rubric; use one of {', '.join(sorted(RUBRICS))} "
+                             "or register one with @rlops.extract.judges.register_rubric")
+        return name
+
+
+class TransformersConfig(JudgeConfig):
+    model: str = Field(title="Model", description="transformers: a model folder written by save_pretrained, "
+                                                  "relative to the repository root.", **NON_EMPTY)
+    device: str = Field("cpu", title="Device", description="A torch device: cpu, cuda, cuda:1, mps, ...",
+                        json_schema_extra={"pattern": DEVICE.pattern})
+    dtype: str = Field("auto", title="Weights dtype", description="The dtype the model is loaded in.",
+                       json_schema_extra={"enum": list(DTYPES)})
+    tie_margin: float = Field(0.0, ge=0, title="Tie margin",
+                              description="transformers: log-probability margins within this are a tie.")
+    max_chars: int = Field(4000, gt=0, description="Characters kept per conversation and per answer.")
+
+    @field_validator("model")
+    @classmethod
+    def _model_folder(cls, value: str, info: ValidationInfo) -> str:
+        rel = PurePosixPath(value)
+        if rel.is_absolute() or ".." in rel.parts:
+            raise ValueError(f"{value!r} points outside the repository; use a path relative to its root")
+        root = Path((info.context or {}).get("root", "."))
+        if not (root / rel / "config.json").is_file():
+            raise ValueError(f"{value!r} is not a model folder (no {rel.as_posix()}/config.json in {root}); "
+                             "point it at a folder written by save_pretrained, e.g. artifacts/base/model")
+        return rel.as_posix()
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not DEVICE.match(value):
+            raise ValueError(f"{value!r} is not a torch device; use cpu, cuda, cuda:1, mps, ...")
+        return value
+
+    @field_validator("dtype")
+    @classmethod
+    def _dtype(cls, value: str) -> str:
+        if value not in DTYPES:
+            raise ValueError(f"{value!r} is not one of {', '.join(DTYPES)}")
+        return value
+
+
+class HttpConfig(JudgeConfig):
+    url: str = Field(title="API base URL", description="e.g. http://127.0.0.1:8000/v1", **NON_EMPTY)
+    model: str = Field(title="Model", description="http: the model name the endpoint serves.", **NON_EMPTY)
+    api_key_env: str | None = Field(None, description="The environment variable that holds the API key.")
+    timeout_s: float = Field(30.0, gt=0, description="Seconds to wait for one answer.")
+    max_retries: int = Field(3, ge=0, description="Retries of 429/5xx answers, timeouts and refused connections.")
+    retry_backoff_s: float = Field(1.0, ge=0, description="First retry delay, doubled each time.")
+    max_tokens: int = Field(4, gt=0, description="Tokens the judge may answer with.")
+    max_chars: int = Field(4000, gt=0, description="Characters kept per conversation and per answer.")
+
+    @field_validator("url")
+    @classmethod
+    def _api_base(cls, value: str) -> str:
+        url = urllib.parse.urlsplit(value)
+        if url.scheme not in ("http", "https") or not url.netloc:
+            raise ValueError(f"{value!r} is not an http(s) URL; give the API base, e.g. http://127.0.0.1:8000/v1")
+        if url.path.rstrip("/").endswith("/chat/completions"):
+            raise ValueError(f"give the API base without /chat/completions, e.g. "
+                             f"{value.rstrip('/').removesuffix('/chat/completions')}")
+        return value
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not ENV_NAME.match(value):
+            raise ValueError(f"{value!r} is not an environment variable name; name the variable, not the key")
+        if not os.environ.get(value):
+            raise ValueError(f"the environment variable {value} is not set; export it before running the extract stage")
+        return value
+
+
+def rubric_judge(settings: RubricConfig, root: Path) -> Judge:
+    return RubricJudge(settings.rubric, settings.tie_margin)
+
+
+def transformers_judge(settings: TransformersConfig, root: Path) -> Judge:
+    return TransformersJudge(root / settings.model, settings.model, settings.device, settings.dtype,
+                             settings.tie_margin, settings.max_chars)
+
+
+def http_judge(settings: HttpConfig, root: Path) -> Judge:
+    api_key = os.environ.get(settings.api_key_env) if settings.api_key_env else None
+    return HttpJudge(settings.url, settings.model, api_key or None, settings.timeout_s, settings.max_retries,
+                     settings.retry_backoff_s, settings.max_tokens, settings.max_chars)
+
+
+for _judge in (
+    Component("judge", "rubric", "a programmatic rubric registered by name scores both answers",
+              reads="the prompt and two answers", writes="first, second or tie", function=rubric_judge,
+              settings=RubricConfig),
+    Component("judge", "transformers", "a local causal LM compares the log-probabilities of answering 1 or 2",
+              reads="the prompt and two answers; a model folder", writes="first, second or tie",
+              function=transformers_judge, settings=TransformersConfig),
+    Component("judge", "http", "any OpenAI-compatible endpoint answers 1 or 2 at temperature 0",
+              reads="the prompt and two answers; an HTTP endpoint", writes="first, second or tie",
+              function=http_judge, settings=HttpConfig),
+):
+    register(_judge)
+
+
+OWN_KEYS = {  # extract.judge keys the extractor reads, whatever the type (rlops/extract/params.py)
+    "max_pairs": {"title": "Judged pairs", "description": "At most this many pairs are sent to the judge.",
+                  "type": "integer", "minimum": 0},
+    "min_gap": {"title": "Judge score gap",
+                "description": "Recorded judge scores pair up when at least this far apart on a 0-1 scale.",
+                "type": "number", "minimum": 0, "maximum": 1},
+}
+NONE = {"none": "no live judge: recorded judge scores only"}
+
+
+def judge_schema() -> dict[str, Any]:
+    """The JSON Schema of `extract.judge` in a cycle spec, derived from the registered judge types."""
+    properties, branches = components.variant_schema("judge", "type", shared=OWN_KEYS, also=NONE)
+    return {"title": "Judge",
+            "description": "The live AI judge (RLAIF) for the judge rule, chosen by name under type, plus max_pairs "
+                           "(how many candidate pairs it judges, each in both orders) and min_gap (how far apart "
+                           "recorded judge scores must be, on a 0-1 scale, to pair up). The other keys configure the "
+                           "judge type (see the README's Judges section); the types and their keys come from the judge "
+                           "registry (rlops/extract/judges.py).",
+            "type": "object", "properties": properties, "allOf": branches}
 
 
 def build_judge(config: Mapping[str, Any], root: Path) -> Judge:
     """The judge that `extract.judge` describes; raise InvalidInput listing every problem with its fix."""
     problems: list[Problem] = []
 
-    def bad(key: str, message: str) -> None:
-        problems.append(Problem(PARAMS_FILE, None, f"{FIELD}.{key}" if key else FIELD, message))
-
     def fail() -> InvalidInput:
         return InvalidInput(problems, hint="see the README's 'Judges' section for every judge type and its options")
 
     if not isinstance(config, Mapping):
-        bad("", f"must be a mapping such as {{type: rubric, rubric: support-quality}}, not {type(config).__name__}")
+        problems.append(Problem(PARAMS_FILE, None, FIELD, "must be a mapping such as {type: rubric, rubric: "
+                                                          f"support-quality}}, not {type(config).__name__}"))
         raise fail()
     kind = config.get("type")
-    if kind not in TYPES:
-        bad("type", f"{'missing' if kind is None else repr(kind) + ' is not a judge type'}; "
-                    f"use one of {', '.join(TYPES)}")
+    if not isinstance(kind, str) or kind not in components.names("judge"):
+        problems.append(Problem(PARAMS_FILE, None, f"{FIELD}.type",
+                                f"{'missing' if kind is None else repr(kind) + ' is not a judge type'}; "
+                                f"use one of {', '.join(components.names('judge'))}"))
         raise fail()
-    defaults = TYPES[kind]
+    judge = components.get("judge", kind)
     if "api_key" in config:
-        bad("api_key", "never put a key in the spec; name the environment variable that holds it in api_key_env")
-    for key in sorted(set(config) - set(defaults) - {"type", "api_key"}, key=str):
-        bad(str(key), f"unknown key for a {kind} judge; its keys are {', '.join(['type', *defaults])}")
-    values = {k: config.get(k, d) for k, d in defaults.items()}
-    for key, default in defaults.items():
-        if default is REQUIRED and values[key] in (REQUIRED, None):
-            bad(key, f"missing; a {kind} judge needs it")
-        elif not (default is None and values[key] is None) and (problem := _type_problem(key, values[key], default)):
-            bad(key, problem)
-    flagged = {p.field for p in problems}
-    usable = {k for k in defaults if f"{FIELD}.{k}" not in flagged}  # well-typed: their meaning can be checked
-    api_key = _check_meaning(kind, values, usable, root, bad)
+        problems.append(Problem(PARAMS_FILE, None, f"{FIELD}.api_key",
+                                "never put a key in the spec; name the environment variable that holds it in "
+                                "api_key_env"))
+    fields = judge.settings.model_fields
+    # a required key written as null is missing, not a wrong type
+    values = {k: v for k, v in config.items() if k != "api_key" and not (v is None and k in fields and fields[k].is_required())}
+    settings, found = components.validate(judge, values, PARAMS_FILE, FIELD, context={"root": Path(root)})
+    problems += found
     if problems:
         raise fail()
-    if kind == "rubric":
-        return RubricJudge(values["rubric"], float(values["tie_margin"]))
-    if kind == "transformers":
-        rel = PurePosixPath(values["model"]).as_posix()
-        return TransformersJudge(root / rel, rel, values["device"], values["dtype"], float(values["tie_margin"]),
-                                 values["max_chars"])
-    return HttpJudge(values["url"], values["model"], api_key, float(values["timeout_s"]), values["max_retries"],
-                     float(values["retry_backoff_s"]), values["max_tokens"], values["max_chars"])
-
-
-def _check_meaning(kind: str, values: dict[str, Any], usable: set[str], root: Path,
-                   bad: Callable[[str, str], None]) -> str | None:
-    """Check what the well-typed values name (a rubric, a folder, a URL, a variable); return the API key if any."""
-    if kind == "rubric" and "rubric" in usable and values["rubric"] not in RUBRICS:
-        bad("rubric", f"{values['rubric']!r} is not a registered rubric; use one of {', '.join(sorted(RUBRICS))} "
-                      "or register one with @rlops.extract.judges.register_rubric")
-    if kind == "transformers":
-        if "device" in usable and not DEVICE.match(values["device"]):
-            bad("device", f"{values['device']!r} is not a torch device; use cpu, cuda, cuda:1, mps, ...")
-        if "dtype" in usable and values["dtype"] not in DTYPES:
-            bad("dtype", f"{values['dtype']!r} is not one of {', '.join(DTYPES)}")
-        rel = PurePosixPath(values["model"]) if "model" in usable else None
-        if rel is not None and (rel.is_absolute() or ".." in rel.parts):
-            bad("model", f"{values['model']!r} points outside the repository; use a path relative to its root")
-        elif rel is not None and not (root / rel / "config.json").is_file():
-            bad("model", f"{values['model']!r} is not a model folder (no {rel.as_posix()}/config.json in {root}); "
-                         "point it at a folder written by save_pretrained, e.g. artifacts/base/model")
-    if kind != "http":
-        return None
-    if "url" in usable:
-        url = urllib.parse.urlsplit(values["url"])
-        if url.scheme not in ("http", "https") or not url.netloc:
-            bad("url", f"{values['url']!r} is not an http(s) URL; give the API base, e.g. http://127.0.0.1:8000/v1")
-        elif url.path.rstrip("/").endswith("/chat/completions"):
-            bad("url", f"give the API base without /chat/completions, e.g. "
-                       f"{values['url'].rstrip('/').removesuffix('/chat/completions')}")
-    env = values["api_key_env"]
-    if env is None or "api_key_env" not in usable:
-        return None
-    if not ENV_NAME.match(env):
-        bad("api_key_env", f"{env!r} is not an environment variable name; name the variable, not the key")
-        return None
-    if not os.environ.get(env):
-        bad("api_key_env", f"the environment variable {env} is not set; export it before running the extract stage")
-    return os.environ.get(env) or None
+    return judge.function(settings, Path(root))

@@ -277,8 +277,14 @@ def _judge(raw: Any, bad: Callable[[str, str], None]) -> JudgeSettings | None:
     if isinstance(min_gap, bool) or not isinstance(min_gap, (int, float)) or not 0 <= min_gap <= 1:
         bad("extract.judge.min_gap", f"must be a number between 0 and 1, not {min_gap!r}")
         ok = False
+    from rlops import components  # the judge types are components; build_judge checks each type's own keys
+
+    types = ["none", *components.names("judge")]
     if "type" not in raw:
-        bad("extract.judge.type", "missing; use none (recorded judge scores only), rubric, transformers or http")
+        bad("extract.judge.type", f"missing; use none (recorded judge scores only) or {', '.join(types[1:])}")
+        ok = False
+    elif raw["type"] not in types:
+        bad("extract.judge.type", f"{raw['type']!r} is not a judge type; use one of {', '.join(types)}")
         ok = False
     config = {k: v for k, v in raw.items() if k not in JUDGE_OWN_KEYS}
     if not ok:

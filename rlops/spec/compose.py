@@ -226,7 +226,7 @@ def _plan(root: Path, lines: Any, overrides: list[str], semantic: list[Problem])
         "runtime": composed["runtime"],
         "evaluate": evaluate,
         "gate": {"bootstrap": composed["gate"]["bootstrap"],
-                 "rules": [{**g, **{k: v for k, v in composed["gate"]["rule_defaults"][g["rule"]].items() if k not in g}}
+                 "rules": [{**g, **{k: v for k, v in _rule_defaults(composed, g["rule"]).items() if k not in g}}
                            for g in spec["gates"]]},
         "seed": composed["seed"],
     }
@@ -245,6 +245,17 @@ def _plan(root: Path, lines: Any, overrides: list[str], semantic: list[Problem])
               "# Do not edit: change the spec (or the conf) and run `rlops plan` again; `rlops plan --check` tells when this is stale.\n")
     text = header + yaml.safe_dump(params, sort_keys=False, allow_unicode=True, width=100, default_flow_style=False)
     return params, text
+
+
+def _rule_defaults(composed: dict[str, Any], rule: str) -> dict[str, Any]:
+    """A gate rule's defaults: pipelines/conf's `gate.rule_defaults`, else (a rule registered elsewhere) the rule's
+    settings model. A test keeps the conf's equal to the built-in rules' models."""
+    conf = composed["gate"]["rule_defaults"].get(rule)
+    if conf is not None:
+        return dict(conf)
+    from rlops.gates import rule_defaults
+
+    return rule_defaults(rule)
 
 
 def write(root: Path, spec_path: Path, overrides: list[str]) -> Path:

@@ -1,0 +1,275 @@
+"""The component registry: gate rules, evaluation metrics and judges, each chosen by name from a spec.
+
+A component is registered by name with a typed settings model (pydantic), a one-line description, what it reads
+and what it writes, and its function. The built-in ones live one module per component (or per small family) and
+register themselves when their module is imported; `BUILTIN` below is the one line per name that says where, so
+that listing the names costs no import. Code elsewhere (a plug-in, a test) calls `register` with its own component.
+
+| kind        | where the built-ins live    | function                                                  |
+|-------------|-----------------------------|-----------------------------------------------------------|
+| `gate_rule` | `rlops/gates/<rule>.py`     | `(settings, evidence: gates.Evidence) -> gates.Outcome`    |
+| `metric`    | `rlops/evaluate/metrics.py` | `(doc, answer text) -> float`; `Metric` adds its direction |
+| `judge`     | `rlops/extract/judges.py`   | `(settings, root) -> Judge`                               |
+
+Pydantic (not dataclasses) because one model gives what each plug-in point needs: validation that reports every
+field at once with its path, typed defaults, and the JSON Schema fragment the spec schema is built from.
+Import-light: pydantic and the standard library only; a component's module is imported on first lookup.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from rlops.errors import InvalidInput, Problem
+
+KINDS = {"gate_rule": "gate rule", "metric": "metric", "judge": "judge type"}
+
+# kind -> name -> the module that registers it on import; the order is the order names are listed
+BUILTIN: dict[str, dict[str, str]] = {
+    "gate_rule": {
+        "non_inferior": "rlops.gates.non_inferior",
+        "superior": "rlops.gates.superior",
+        "no_item_regression": "rlops.gates.no_item_regression",
+        "at_least": "rlops.gates.at_least",
+    },
+    "metric": {
+        "rubric": "rlops.evaluate.metrics",
+        "refusal": "rlops.evaluate.metrics",
+        "length": "rlops.evaluate.metrics",
+    },
+    "judge": {
+        "rubric": "rlops.extract.judges",
+        "transformers": "rlops.extract.judges",
+        "http": "rlops.extract.judges",
+    },
+}
+
+
+class Settings(BaseModel):
+    """Base of every component's settings: strict types (no "1" for 1, no true for 1) and no unknown keys."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class NoSettings(Settings):
+    """A component without settings."""
+
+
+@dataclass(frozen=True)
+class Component:
+    kind: str  # one of KINDS
+    name: str  # what a spec writes, e.g. rule: non_inferior
+    description: str  # one line, shown in the schema, the README and error messages
+    reads: str  # what the function reads, e.g. "paired per-item scores of one metric"
+    writes: str  # what it produces, e.g. "pass/fail and the reason"
+    function: Callable[..., Any]
+    settings: type[Settings] = NoSettings
+
+
+@dataclass(frozen=True)
+class Metric(Component):
+    """An evaluation metric: its direction and range are facts the gate reads."""
+
+    higher_is_better: bool = True
+    range: tuple[float | None, float | None] = (None, None)  # (low, high); None: unbounded on that side
+
+
+_REGISTERED: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
+
+
+def register(component: Component) -> Component:
+    """Make `component` available by its name; registering another one under a taken name is an error."""
+    if component.kind not in KINDS:
+        raise ValueError(f"unknown component kind {component.kind!r}; kinds: {', '.join(KINDS)}")
+    taken = _REGISTERED[component.kind].get(component.name)
+    if taken is not None and taken != component:
+        raise ValueError(f"a {KINDS[component.kind]} named {component.name!r} is already registered")
+    _REGISTERED[component.kind][component.name] = component
+    return component
+
+
+def names(kind: str) -> list[str]:
+    """Every name of `kind`, built-in first (in table order), then registered ones; imports nothing."""
+    return [*BUILTIN.get(kind, {}), *(n for n in _REGISTERED[kind] if n not in BUILTIN.get(kind, {}))]
+
+
+def get(kind: str, name: str) -> Component:
+    """The component `name` of `kind`; InvalidInput listing the known names when there is none."""
+    found = _REGISTERED[kind].get(name) if isinstance(name, str) else None
+    if found is None and isinstance(name, str) and name in BUILTIN.get(kind, {}):
+        importlib.import_module(BUILTIN[kind][name])
+        found = _REGISTERED[kind].get(name)
+    if found is None:
+        raise InvalidInput([Problem("", None, kind, f"unknown {KINDS[kind]} {name!r}; known: {', '.join(names(kind))}")],
+                           hint="docs/architecture.md says where a new one goes")
+    return found
+
+
+def all_of(kind: str) -> list[Component]:
+    """Every component of `kind`, loaded, in `names` order."""
+    return [get(kind, n) for n in names(kind)]
+
+
+def fingerprint(kind: str) -> tuple[tuple[str, int], ...]:
+    """Changes whenever the set of registered components of `kind` does (a cache key for derived schemas)."""
+    return tuple((n, id(c)) for n, c in sorted(_REGISTERED[kind].items())) + tuple(BUILTIN.get(kind, {}))
+
+
+def defaults(settings: type[Settings], skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The settings that have a default, in declaration order, as plain values."""
+    return {k: f.default for k, f in settings.model_fields.items() if not f.is_required() and k not in skip}
+
+
+def validate(component: Component, values: Mapping[str, Any], file: str, prefix: str,
+             context: Mapping[str, Any] | None = None) -> tuple[Settings | None, list[Problem]]:
+    """`values` as the component's typed settings, or every problem, each named `prefix.field`; `context` reaches
+    the model's validators (e.g. the repository root, for a path that must exist)."""
+    try:
+        return component.settings.model_validate(dict(values), context=dict(context or {})), []
+    except ValidationError as e:
+        return None, [Problem(file, None, ".".join(p for p in (prefix, *map(str, err["loc"])) if p),
+                              explain(component, err)) for err in e.errors()]
+
+
+def explain(component: Component, err: Mapping[str, Any]) -> str:
+    """One pydantic error in rlops' words: what is wrong, and what would be right."""
+    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
+    what = f"a {component.name} {KINDS[component.kind]}"
+    if kind == "missing":
+        return f"missing; {what} needs it"
+    if kind == "extra_forbidden":
+        return f"unknown key for {what}; its keys are {', '.join(component.settings.model_fields)}"
+    if kind == "greater_than":
+        return f"must be greater than {ctx['gt']:g}, not {value!r}"
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx['ge']:g}, not {value!r}"
+    if kind == "less_than_equal":
+        return f"must be at most {ctx['le']:g}, not {value!r}"
+    if kind.startswith("int_"):
+        return f"must be an integer, not {value!r}"
+    if kind.startswith("float_"):
+        return f"must be a number, not {value!r}"
+    if kind.startswith("bool_"):
+        return f"must be true or false, not {value!r}"
+    if kind.startswith("string_"):
+        return f"must be a non-empty string, not {value!r}"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected', '')}, not {value!r}"
+    if kind == "value_error":
+        return str(ctx.get("error", err["msg"]))
+    return f"{err['msg']}, not {value!r}"
+
+
+# ---- schemas derived from the registry ----------------------------------------------------------------------------
+
+def _property(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic field schema as a spec schema writes it: an optional field is its value's type (a spec never
+    writes null for it) and a None default is not shown."""
+    schema = dict(schema)
+    options = schema.pop("anyOf", None)
+    if options:
+        schema = {**next(o for o in options if o.get("type") != "null"), **schema}
+    if schema.get("default", 0) is None:
+        del schema["default"]
+    return schema
+
+
+def variant_schema(kind: str, selector: str, shared: Mapping[str, dict[str, Any]] | None = None,
+                   also: Mapping[str, str] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(properties, allOf branches) of a mapping that picks a component of `kind` by its `selector` key: every
+    component's keys from its settings model (plus `shared` keys every variant takes), the selector's enum with one
+    description per name, and one if/then branch per component that names its keys and what it needs. `also`
+    adds names that are not components (e.g. a judge type `none`), each with its description."""
+    shared = dict(shared or {})
+    properties: dict[str, Any] = {}
+    branches = []
+    described = [*(also or {}).items()]
+    for c in all_of(kind):
+        described.append((c.name, c.description))
+        model = c.settings.model_json_schema()
+        for key, sub in model["properties"].items():
+            sub = _property(sub)
+            if key not in properties:
+                properties[key] = sub
+            else:  # a key two components share: both descriptions, and no default unless they agree
+                if sub.get("description") and sub["description"] not in properties[key].get("description", ""):
+                    properties[key] = {**properties[key],
+                                       "description": f"{properties[key].get('description', '')} {sub['description']}"}
+                if properties[key].get("default") != sub.get("default"):
+                    properties[key] = {k: v for k, v in properties[key].items() if k != "default"}
+        keys = [*c.settings.model_fields, *shared]
+        required = [k for k in model.get("required", []) if k != selector and k in c.settings.model_fields]
+        then: dict[str, Any] = {
+            "description": f"a {c.name} {KINDS[kind]} takes {', '.join(keys)}"
+                           + (f" and needs {', '.join(required)}" if required else ""),
+            "propertyNames": {"description": f"a {c.name} {KINDS[kind]}'s keys are {', '.join(keys)}", "enum": keys}}
+        if required:
+            then["required"] = required
+        branches.append({"if": {"properties": {selector: {"const": c.name}}, "required": [selector]}, "then": then})
+    for name in also or {}:
+        keys = [selector, *shared]
+        branches.append({"if": {"properties": {selector: {"const": name}}, "required": [selector]},
+                         "then": {"description": f"{selector} {name} takes {', '.join(keys)}",
+                                  "propertyNames": {"description": f"with {selector} {name}, the keys are "
+                                                                   f"{', '.join(keys)}", "enum": keys}}})
+    properties.update(shared)
+    properties[selector] = {**properties.get(selector, {}), "title": properties.get(selector, {}).get("title", selector),
+                            "description": "; ".join(f"{n}: {d}" for n, d in described),
+                            "enum": [n for n, _ in described]}
+    properties[selector].pop("type", None)
+    return properties, branches
+
+
+SCHEMA_FILE = "rlops/spec/schemas/cycle.schema.json"
+DERIVED_SCHEMAS = ("cycle",)  # the spec schemas with parts derived from the registry
+
+
+def derived_parts(name: str) -> dict[tuple[str, ...], dict[str, Any]]:
+    """The parts of spec schema `name` that the registry derives: {path in the schema: sub-schema}."""
+    if name not in DERIVED_SCHEMAS:
+        return {}
+    from rlops.extract.judges import judge_schema
+    from rlops.gates import gate_schema
+
+    return {("$defs", "gate"): gate_schema(), ("properties", "extract", "properties", "judge"): judge_schema()}
+
+
+def with_components(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with its derived parts replaced by what the registry says now (a component registered at run time
+    validates like a built-in one)."""
+    import copy
+
+    schema = copy.deepcopy(schema)
+    for path, part in derived_parts(name).items():
+        node = schema
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = part
+    return schema
+
+
+def schema_text(name: str, text: str) -> str:
+    """The schema's text with each derived part rewritten from the registry; the rest is kept byte for byte, so
+    the file stays readable and other edits to it merge."""
+    import json
+
+    for path, part in derived_parts(name).items():
+        start = 0
+        for key in path:  # each key's first occurrence after its parent's (the schema's keys are written in order)
+            start = text.index(f'"{key}": ', start)
+        value_at = text.index("{", start)
+        _, length = json.JSONDecoder().raw_decode(text[value_at:])
+        indent = start - text.rindex("\n", 0, start) - 1
+        block = json.dumps(part, indent=2, ensure_ascii=False).replace("\n", "\n" + " " * indent)
+        text = text[:value_at] + block + text[value_at + length:]
+    return text
+
+
+def fingerprints() -> tuple:
+    """A cache key for schemas derived from the registry."""
+    return tuple(fingerprint(kind) for kind in KINDS)

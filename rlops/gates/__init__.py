@@ -1,0 +1,120 @@
+"""Gate rules: one module per rule, each registering a `gate_rule` component (see rlops/components.py).
+
+| rule                 | module                  | passes when (d = per-item difference, positive = candidate better) |
+|----------------------|-------------------------|--------------------------------------------------------------------|
+| `non_inferior`       | `non_inferior.py`       | lower confidence bound of mean(d) >= -margin                        |
+| `superior`           | `superior.py`           | lower confidence bound of mean(d) > margin                          |
+| `no_item_regression` | `no_item_regression.py` | at most max_regressions items with d < 0                            |
+| `at_least`           | `at_least.py`           | the candidate's mean reaches value in the metric's direction        |
+
+A rule's function gets its typed settings and the `Evidence`: the items both models answered, paired by id, with
+the differences already oriented by the metric's direction, so no rule can read a lower-is-better metric upside
+down. Its settings model subclasses `GateSettings`; the spec schema's gate definition, `rlops plan`'s defaults
+and the README's rule list are derived from the registered rules (`gate_schema`, `rule_defaults`, `rule_lines`).
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import Field
+
+from rlops import components
+from rlops.components import Settings
+
+KIND = "gate_rule"
+COMMON = ("metric", "rule", "confidence", "allow_uninformative")  # keys every gate takes
+
+
+class GateSettings(Settings):
+    """The keys every gate takes; a rule's settings model adds its own."""
+
+    metric: str = Field(title="Metric", pattern=r"^[a-z][a-z0-9_-]*\.[a-z][a-z0-9_]*$",
+                        description="<suite>.<metric>, e.g. heldout.rubric; the suite must be listed in evaluate.suites.")
+    rule: str = Field(title="Rule", description="The gate rule, by name.")
+    confidence: float | None = Field(None, title="Confidence", ge=0.5, le=0.999,
+                                     description="Confidence level of the paired test behind the verdict, between 0.5 "
+                                                 "and 0.999.")
+    allow_uninformative: bool = Field(
+        False, title="Allow an uninformative evaluation",
+        description="When candidate and incumbent tie on every item (both at the floor or ceiling, or identical "
+                    "answers), the evaluation cannot tell them apart and the gate fails; true lets such a gate pass, "
+                    "still marked uninformative in the verdict and the report.")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a rule judges: one metric's items that both models answered, paired by id."""
+
+    metric: str  # suite.metric
+    ids: list[str]
+    candidate: list[float]  # raw scores, in the metric's own units
+    incumbent: list[float]
+    higher_is_better: bool
+    confidence: float  # the gate's own, else gate.bootstrap.confidence
+    samples: int
+    seed: int
+
+    @functools.cached_property
+    def diffs(self) -> list[float]:
+        """Per-item differences oriented so that positive means the candidate is better."""
+        sign = 1.0 if self.higher_is_better else -1.0
+        return [sign * (c - i) for c, i in zip(self.candidate, self.incumbent)]
+
+    @functools.cached_property
+    def bounds(self) -> tuple[float, float]:
+        """One-sided lower and upper bounds on mean(diffs), each at `confidence` (paired percentile bootstrap)."""
+        return bootstrap_interval(self.diffs, self.samples, self.confidence, self.seed)
+
+    def mean(self, which: str) -> float:
+        xs = self.candidate if which == "candidate" else self.incumbent
+        return sum(xs) / len(xs) if xs else 0.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    passed: bool
+    reason: str
+    regressions: list[str] = field(default_factory=list)  # ids of items that got worse, when the rule looks at items
+    bound: float | None = None  # the bound the rule compared (shown in the report), if it compared one
+
+
+def bootstrap_interval(diffs: list[float], samples: int, confidence: float, seed: int) -> tuple[float, float]:
+    """One-sided lower and upper bounds on the mean difference, each at `confidence` (percentile bootstrap)."""
+    if not diffs:
+        return 0.0, 0.0
+    rng = random.Random(seed)
+    n = len(diffs)
+    means = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(samples))
+    alpha = 1.0 - confidence
+    lo = means[max(0, int(alpha * samples) - 1)]
+    hi = means[min(samples - 1, int((1.0 - alpha) * samples))]
+    return lo, hi
+
+
+def rule(name: str) -> components.Component:
+    return components.get(KIND, name)
+
+
+def rule_defaults(name: str) -> dict[str, Any]:
+    """The defaults `rlops plan` fills into a gate of rule `name` (pipelines/conf/config.yaml may override them)."""
+    return components.defaults(rule(name).settings, skip=("metric", "rule", "confidence"))
+
+
+def rule_lines() -> list[str]:
+    """One line per registered rule, for the README: `name`: description."""
+    return [f"- `{c.name}`: {c.description}" for c in components.all_of(KIND)]
+
+
+def gate_schema() -> dict[str, Any]:
+    """The JSON Schema of one gate in a cycle spec, derived from the registered rules' settings models."""
+    properties, branches = components.variant_schema(KIND, "rule")
+    return {"title": "Gate",
+            "description": "One rule comparing candidate and incumbent (or a fixed value) on one metric. "
+                           "The rules and their keys come from the gate rule registry (rlops/gates/).",
+            # each rule's branch names its keys (propertyNames), so an unknown key is reported once, with the rule's keys
+            "type": "object", "required": ["metric", "rule"],
+            "properties": properties, "allOf": branches}
