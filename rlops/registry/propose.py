@@ -61,12 +61,17 @@ def _interpolate(text: str, params: dict[str, Any], item: dict[str, str]) -> str
         name = m.group(1).strip()
         if name in item:
             return item[name]
-        node: Any = params
-        for part in name.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
+        node = _param(params, name)
         return str(node) if node is not None else m.group(0)
 
     return re.sub(r"\$\{([^}]+)\}", value, text)
+
+
+def _param(params: dict[str, Any], name: str) -> Any:
+    node: Any = params
+    for part in name.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
 
 
 def dvc_outputs(root: Path, params: dict[str, Any]) -> list[str]:
@@ -80,6 +85,8 @@ def dvc_outputs(root: Path, params: dict[str, Any]) -> list[str]:
         bodies = [({}, stage)]
         if "foreach" in stage:
             each = stage["foreach"]
+            if isinstance(each, str):  # `foreach: ${data.sources}`: the mapping (or list) params.yaml holds there
+                each = _param(params, each.strip().removeprefix("${").removesuffix("}").strip()) or {}
             pairs = each.items() if isinstance(each, dict) else ((v, v) for v in each)
             bodies = [({"key": str(k), "item": str(v)}, stage.get("do") or {}) for k, v in pairs]
         for item, body in bodies:

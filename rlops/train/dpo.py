@@ -86,13 +86,38 @@ def _message(m: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _load_pairs(path: Path):
+def for_template(rows: list[dict[str, Any]], chat_template: str | None) -> list[dict[str, Any]]:
+    """The rows as the tokenizer's chat template can render them.
+
+    A template that knows no tool calls (SmolLM2's reads only role and content) fails on an assistant message whose
+    content is null, as imported agent logs have; there each tool call is written into the content as text
+    (`<tool_call>{"name": ..., "arguments": ...}</tool_call>`), so the prompt keeps what the agent did."""
+    if chat_template and "tool_calls" in chat_template:
+        return rows
+    return [{k: [_as_text(m) for m in v] for k, v in row.items()} for row in rows]
+
+
+def _as_text(m: dict[str, Any]) -> dict[str, Any]:
+    parts = [m["content"]] if m.get("content") else []
+    for call in m.get("tool_calls") or []:
+        fn = call.get("function", {})
+        try:
+            arguments = json.loads(fn.get("arguments") or "{}")
+        except ValueError:
+            arguments = fn.get("arguments")
+        parts.append("<tool_call>\n" + json.dumps({"name": fn.get("name"), "arguments": arguments}, ensure_ascii=False)
+                     + "\n</tool_call>")
+    return {"role": m["role"], "content": "\n".join(parts)}
+
+
+def _load_pairs(path: Path, tokenizer):
     from datasets import Dataset
 
     rows = read_pairs(path)
     if not rows:
-        raise StageFailed(f"{path} holds no preference pairs", hint="see artifacts/extract/signals.md (or signals_detail.json) for what was dropped and why")
-    return Dataset.from_list(rows)
+        raise StageFailed(f"{path} holds no preference pairs",
+                          hint="see artifacts/extract/signals.md (or signals_detail.json) for what was dropped and why")
+    return Dataset.from_list(for_template(rows, tokenizer.chat_template))
 
 
 def _curve_csv(history: list[dict[str, Any]]) -> str:
@@ -127,8 +152,8 @@ def train(params: dict[str, Any], root: Path, base_dir: Path, pairs: Path, out_d
     rt = Runtime.from_mapping(params["runtime"])
     rt.apply()
     seed = int(params["seed"])
-    dataset = _load_pairs(pairs)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    dataset = _load_pairs(pairs, tokenizer)
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=rt.torch_dtype())
     print(f"train: dpo on {len(dataset)} pairs, {p.max_steps} steps, device {rt.device}, {rt.precision}", flush=True)
     started = time.time()
