@@ -54,6 +54,41 @@ def status_paths(root: Path) -> list[str]:
     return paths
 
 
+def appends(root: Path, head: str, path: str) -> list[tuple[str, list[str], str | None]]:
+    """(commit, lines it appended, what else it did or None) for each first-parent commit that changes `path`,
+    oldest first: one `git log -p -U0` process, linear in what was appended (a rewrite shows as removed lines)."""
+    out = git(root, "log", "--first-parent", "--diff-merges=first-parent", "--no-renames", "--reverse", "-p", "-U0",
+              "--format=%x01%H", head, "--", path)
+    result: list[tuple[str, list[str], str | None]] = []
+    count = 0
+    for chunk in out.split("\x01")[1:]:
+        sha, _, body = chunk.partition("\n")
+        added: list[str] = []
+        problem = None
+        in_hunk = False
+        for line in body.split("\n"):
+            if line.startswith("@@"):
+                in_hunk = True
+                old = line.split()[1]  # -start[,count]
+                start, _, n = old[1:].partition(",")
+                end = int(start) + (int(n) if n else 1) - 1 if (n or "1") != "0" else int(start)
+                if end != count and problem is None:
+                    problem = f"changes {path} before its last line (line {start}): the file is append-only"
+            elif not in_hunk:
+                if line.startswith("deleted file"):
+                    problem = f"deletes {path}"
+            elif line.startswith("+"):
+                added.append(line[1:])
+            elif line.startswith("-"):
+                problem = problem or f"removes or rewrites lines of {path}: the file is append-only"
+                count -= 1
+            elif line.startswith("\\"):
+                problem = problem or f"leaves {path} without a final newline"
+        count += len(added)
+        result.append((sha, added, problem))
+    return result
+
+
 class BlobReader:
     """Reads `rev:path` from the object store through one long-lived `git cat-file --batch` process."""
 

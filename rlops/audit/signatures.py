@@ -102,3 +102,39 @@ def problem_with(sig: Signature, pinned: Pinned) -> str | None:
     if not keys & pinned.fingerprints:
         return f"is signed by {sig.who}, a key that is not pinned in {ALLOWED_SIGNERS} or {TRUSTED_GPG}"
     return None
+
+
+# replaced by the in-process verifier on branch sigs
+def tag_signature(root: Path, tag_object: str, pinned: Pinned) -> Signature:
+    """git's verdict on an annotated tag's signature (status letters as %G?), SSH keys checked against `pinned`."""
+    import re
+
+    with tempfile.NamedTemporaryFile("w", suffix=".allowed_signers", delete=False) as f:
+        f.write(pinned.ssh_text)
+    try:
+        p = subprocess.run(["git", "-c", f"gpg.ssh.allowedSignersFile={f.name}", "verify-tag", "--raw", tag_object],
+                           cwd=root, capture_output=True, text=True)
+    finally:
+        os.unlink(f.name)
+    err = p.stderr
+    if "no signature found" in err or "cannot verify a non-tag object" in err:
+        return Signature("N", "", "", "")
+    ssh = re.search(r'Good "git" signature for (\S+) with \S+ key (SHA256:\S+)', err)
+    if ssh and p.returncode == 0:
+        return Signature("G", ssh.group(2), "", ssh.group(1))
+    if "[GNUPG:]" not in err:  # an SSH signature that does not verify: unknown key, or a changed tag
+        key = re.search(r"(SHA256:[A-Za-z0-9+/=]+)", err)
+        return Signature("U" if "No principal matched" in err or "not found" in err.lower() else "B",
+                         key.group(1) if key else "", "", "")
+    status = {"GOODSIG": "G", "BADSIG": "B", "ERRSIG": "E", "EXPSIG": "X", "EXPKEYSIG": "Y", "REVKEYSIG": "R"}
+    letter, fpr, primary, who = "E", "", "", ""
+    for line in err.splitlines():
+        words = line.split()
+        if len(words) > 1 and words[1] in status:
+            letter = status[words[1]]
+            who = " ".join(words[3:])
+        if len(words) > 2 and words[1] == "VALIDSIG":
+            fpr, primary = words[2], words[-1]
+        if len(words) > 1 and words[1] in ("TRUST_UNDEFINED", "TRUST_NEVER") and letter == "G":
+            letter = "U"
+    return Signature(letter, fpr, primary, who)
