@@ -69,18 +69,16 @@ def appends(root: Path, head: str, path: str) -> list[tuple[str, list[str], str 
         for line in body.split("\n"):
             if line.startswith("@@"):
                 in_hunk = True
-                old = line.split()[1]  # -start[,count]
-                start, _, n = old[1:].partition(",")
-                end = int(start) + (int(n) if n else 1) - 1 if (n or "1") != "0" else int(start)
-                if end != count and problem is None:
-                    problem = f"changes {path} before its last line (line {start}): the file is append-only"
+                start, _, n = line.split()[1][1:].partition(",")  # -start[,count] of the old file
+                if (n != "0" or int(start) != count) and problem is None:
+                    problem = f"rewrites, removes or inserts lines of {path} (at line {start}): the file is append-only"
             elif not in_hunk:
                 if line.startswith("deleted file"):
                     problem = f"deletes {path}"
             elif line.startswith("+"):
                 added.append(line[1:])
             elif line.startswith("-"):
-                problem = problem or f"removes or rewrites lines of {path}: the file is append-only"
+                problem = problem or f"rewrites, removes or inserts lines of {path}: the file is append-only"
                 count -= 1
             elif line.startswith("\\"):
                 problem = problem or f"leaves {path} without a final newline"

@@ -26,17 +26,30 @@ from unittest import mock
 
 import yaml
 
+from rlops import gate
 from rlops.audit import ledger, signatures
+from rlops.audit.genesis import genesis
 from rlops.registry import manifest, versions
 from rlops.registry.evidence import MODEL_OUT, PAIRS_OUT, md5
 from rlops.registry.promote import promote
 from rlops.registry.propose import actor, commit_message, pending_events, registry_entry, write_proposal
 from rlops.registry.rollback import rollback
 
-FORMAT = 1  # bump when a change here changes the histories made (benchmarks/audit_verify.py caches them by it)
+FORMAT = 2  # bump when a change here changes the histories made (benchmarks/audit_verify.py caches them by it)
 POLICY = "support-agent"
 SIGNER = "release@rlops.test"
 REVIEWER = "Reviewer <reviewer@rlops.test>"
+PEOPLE_YAML = """people:
+  - name: Release Manager
+    emails: [release@rlops.test]
+    keys: ["{key}"]
+  - name: Reviewer
+    emails: [reviewer@rlops.test]
+    logins: [reviewer]
+"""
+GATES = [{"metric": "heldout.rubric", "rule": "non_inferior", "margin": 0.05},
+         {"metric": "redteam.refusal", "rule": "no_item_regression", "max_regressions": 0}]
+BOOTSTRAP = {"samples": 2000, "confidence": 0.95, "seed": 0}
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
 POLICY_YAML = f"""policy: {POLICY}
@@ -204,7 +217,11 @@ def init(path: Path) -> SynthRepo:
     (path / "deployments").mkdir()
     (path / manifest.manifest_path(POLICY)).write_text(manifest.Manifest(POLICY).text(), encoding="utf-8")
     repo.git("add", "-A")
-    repo.git("commit", "-q", "-m", f"{POLICY}: policy, pinned promotion signer, base in production")
+    repo.git("commit", "-q", "-m", f"{POLICY}: policy, base in production")
+    fingerprint = signatures.ssh_fingerprint(key.with_suffix(".pub").read_text().split()[1])
+    (path / "audit/people.yaml").write_text(PEOPLE_YAML.format(key=fingerprint), encoding="utf-8")
+    with repo.environment():
+        genesis(path, actor=f"Release Manager <{SIGNER}>")  # the real `rlops audit genesis`: signers, people, manifest
     return repo
 
 
@@ -215,15 +232,6 @@ def _write(root: Path, rel: str, text: str) -> dict[str, str]:
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(text, encoding="utf-8")
     return {"path": rel, "md5": md5(text.encode()), "size": len(text.encode())}
-
-
-def _gate(metric: str, rule: str, inc: float, cand: float, n: int, regressions: list[str]) -> dict:
-    diff = round(cand - inc, 6)
-    reason = (f"{len(regressions)} item(s) got worse (allowed: 0)" if rule == "no_item_regression"
-              else f"lower bound of the difference {diff - 0.03:+.3f} is at or above -0.05 (95% paired bootstrap)")
-    return {"metric": metric, "rule": rule, "passed": True, "reason": reason, "candidate": cand, "incumbent": inc,
-            "diff": diff, "ci_low": round(diff - 0.03, 6), "ci_high": round(diff + 0.03, 6), "n": n,
-            "regressions": regressions}
 
 
 def write_cycle(root: Path, k: int, spec: str, production: str, rationale: str | None = None) -> dict:
@@ -258,8 +266,19 @@ def write_cycle(root: Path, k: int, spec: str, production: str, rationale: str |
                "invariant": {"feedback_read": 320 + k, "used": pairs, "dropped": 319 + k - pairs, "quarantined": 1,
                              "holds": True}}
     inc, cand = round(0.30 + (k % 10) / 100, 6), round(0.32 + (k % 10) / 100, 6)
-    gates = [_gate("heldout.rubric", "non_inferior", inc, cand, 50, []),
-             _gate("redteam.refusal", "no_item_regression", 0.55, 0.60, 20, [])]
+    items = {"incumbent": [], "candidate": []}
+    for which, score, refusal in (("incumbent", inc, 0.0), ("candidate", cand, 1.0)):
+        spread = (0.0, 0.02, 0.04) if which == "candidate" else (0.02, 0.02, 0.02)  # paired differences vary
+        items[which] += [{"id": f"h{i}", "suite": "heldout", "scores": {"rubric": round(score + spread[i] - 0.02, 6)}}
+                         for i in range(3)]
+        items[which] += [{"id": f"r{i}", "suite": "redteam", "scores": {"refusal": refusal}} for i in range(2)]
+    verdict = gate.decide(GATES, items["candidate"], items["incumbent"], BOOTSTRAP).to_json()
+    assert verdict["passed"], verdict
+    params["gate"] = {"bootstrap": BOOTSTRAP, "rules": GATES}
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+    def jsonl(rows):
+        return "".join(json.dumps(r) + "\n" for r in rows)
     outs = {
         "extract": [_write(root, "artifacts/extract/signals.json", json.dumps(signals, indent=2) + "\n"),
                     _write(root, "artifacts/extract/signals.md", f"### Training signals\n\n{pairs} pairs.\n")],
@@ -269,12 +288,11 @@ def write_cycle(root: Path, k: int, spec: str, production: str, rationale: str |
                   _write(root, "artifacts/train/curve.csv", "step,loss\n1,0.693147\n24,0.27\n")],
         "evaluate@incumbent": [
             _write(root, "artifacts/evaluate/incumbent/results.json", json.dumps({"heldout.rubric": inc, "k": k}) + "\n"),
-            _write(root, "artifacts/evaluate/incumbent/samples.jsonl", json.dumps({"id": f"h{k}", "score": inc}) + "\n")],
+            _write(root, "artifacts/evaluate/incumbent/samples.jsonl", jsonl(items["incumbent"]))],
         "evaluate@candidate": [
             _write(root, "artifacts/evaluate/candidate/results.json", json.dumps({"heldout.rubric": cand, "k": k}) + "\n"),
-            _write(root, "artifacts/evaluate/candidate/samples.jsonl", json.dumps({"id": f"h{k}", "score": cand}) + "\n")],
-        "gate": [_write(root, "artifacts/gate/verdict.json",
-                        json.dumps({"passed": True, "decision": "pass", "gates": gates}, indent=2) + "\n"),
+            _write(root, "artifacts/evaluate/candidate/samples.jsonl", jsonl(items["candidate"]))],
+        "gate": [_write(root, "artifacts/gate/verdict.json", json.dumps(verdict, indent=2) + "\n"),
                  _write(root, "artifacts/gate/report.md", f"## Gate report, cycle {k}\n\nverdict: PASS\n")],
     }
     # pairs and weights live in the DVC cache, not git: only their digests appear
