@@ -110,17 +110,27 @@ class SynthRepo:
 
     # one cycle -------------------------------------------------------------------------------------------------
 
-    def propose(self, *, ts: str | None = None, rationale: str | None = None) -> str:
-        """Commit a passing cycle on `cycle/NNNN-slug`, as `rlops propose` does; returns the branch."""
+    def propose(self, *, ts: str | None = None, rationale: str | None = None, version: str | None = None,
+                items_hook=None, verdict_hook=None, extra=None) -> str:
+        """Commit a passing cycle on `cycle/NNNN-slug`, as `rlops propose` does; returns the branch. The hooks make
+        the dishonest proposals of the tests: `items_hook(items)` changes the evaluation samples after the gate
+        decided, `verdict_hook(verdict)` the verdict (None: leave verdict.json out), `extra(root)` the working tree
+        before the commit; dvc.lock, the registry entry and the ledger are then computed to match, as a forger would."""
         self.cycle += 1
         k, root = self.cycle, self.path
         slug = f"{k:04d}-synthetic-{k}"
         spec = f"specs/cycles/{slug}.yaml"
         production = manifest.load(root, POLICY).production
-        version = versions.next_version(root, POLICY)
+        version = version or versions.next_version(root, POLICY)
         branch = f"cycle/{slug}"
         self.git("checkout", "-q", "-b", branch)
-        params = write_cycle(root, k, spec, production, rationale)
+        params = write_cycle(root, k, spec, production, rationale, items_hook=items_hook, verdict_hook=verdict_hook)
+        if extra is not None:
+            extra(root)
+        verdict_file = root / "artifacts/gate/verdict.json"
+        left_out = not verdict_file.exists()
+        if left_out:  # the forger's registry entry still says pass
+            verdict_file.write_text(json.dumps({"passed": True, "decision": "pass", "gates": []}), encoding="utf-8")
         with self.environment():
             who, ts = actor(root), ts or ledger.now()
             entry, model_out = registry_entry(root, params, version, who, ts)
@@ -128,6 +138,8 @@ class SynthRepo:
             assert not problems, problems
             events = pending_events(entries, entry, who, ts)
         write_proposal(root, entry, model_out, events)
+        if left_out:
+            verdict_file.unlink()
         self.git("add", "-A", "--", "specs", "params.yaml", "dvc.lock", "artifacts", "registry", "deployments", "audit")
         trailers = {"Rlops-Policy": POLICY, "Rlops-Version": version, "Rlops-Cycle": str(k),
                     "Rlops-Ledger": f"seq={events[-1].seq} {events[-1].hash}"}
@@ -138,18 +150,29 @@ class SynthRepo:
         self.versions.append(version)
         return branch
 
-    def merge(self, branch: str, *, key: Path | None = None, approvers: tuple[str, ...] = (REVIEWER,)) -> str:
+    def merge(self, branch: str, *, key: Path | None = None, approvers: tuple[str, ...] = (REVIEWER,),
+              message: str | None = None) -> str:
         """`git merge --no-ff -S` as a forge's merge button does it, with `Approved-by:` trailers."""
         self.pulls += 1
-        message = f"Merge pull request #{self.pulls} from {branch}\n\n" + "".join(f"Approved-by: {a}\n" for a in approvers)
+        message = message or (f"Merge pull request #{self.pulls} from {branch}\n\n"
+                              + "".join(f"Approved-by: {a}\n" for a in approvers))
         self.git("-c", f"user.signingkey={key or self.key}", "merge", "-q", "--no-ff", "-S", "-m", message, branch)
         return self.git("rev-parse", "HEAD").strip()
 
-    def promote(self, *, trust: Path | None = None) -> None:
+    def promote(self, *, trust: Path | None = None, force: bool = False) -> None:
         """The real `rlops promote`, in-process. `trust` adds a key to the pinned signers *of this call only*: a
-        CI job that ran with a doctored allowed_signers, so the repository's history records an unpinned signer."""
+        CI job that ran with a doctored allowed_signers, so the repository's history records an unpinned signer.
+        `force` records the merge whatever the checks say (a doctored CI job), for the tests of `audit verify`."""
         merge = self.git("rev-parse", "HEAD").strip()
         with self.environment(), contextlib.ExitStack() as stack:
+            if force:
+                from rlops.audit import trust as trust_mod
+                from rlops.registry import promote as promote_mod
+
+                reviewer = trust_mod.Approvals([{"person": "Reviewer", "via": "trailer", "as": REVIEWER}], [])
+                stack.enter_context(mock.patch.object(promote_mod, "check_proposal", lambda *a, **k: []))
+                stack.enter_context(mock.patch.object(promote_mod, "roots_problem", lambda *a, **k: None))
+                stack.enter_context(mock.patch.object(promote_mod, "merge_approvals", lambda *a, **k: (reviewer, 0)))
             if trust is not None:
                 extra, real = f"{SIGNER} {trust.with_suffix('.pub').read_text()}", signatures.pinned_at
 
@@ -234,7 +257,8 @@ def _write(root: Path, rel: str, text: str) -> dict[str, str]:
     return {"path": rel, "md5": md5(text.encode()), "size": len(text.encode())}
 
 
-def write_cycle(root: Path, k: int, spec: str, production: str, rationale: str | None = None) -> dict:
+def write_cycle(root: Path, k: int, spec: str, production: str, rationale: str | None = None, *, items_hook=None,
+                verdict_hook=None) -> dict:
     """Write cycle k's spec, params.yaml, evidence files and a dvc.lock that matches them; return the params."""
     rationale = rationale or f"Cycle {k}: replies to damaged-order tickets are generic; staff edit {20 + k % 30}% of them."
     (root / spec).parent.mkdir(parents=True, exist_ok=True)
@@ -274,6 +298,12 @@ def write_cycle(root: Path, k: int, spec: str, production: str, rationale: str |
         items[which] += [{"id": f"r{i}", "suite": "redteam", "scores": {"refusal": refusal}} for i in range(2)]
     verdict = gate.decide(GATES, items["candidate"], items["incumbent"], BOOTSTRAP).to_json()
     assert verdict["passed"], verdict
+    if items_hook is not None:
+        items_hook(items)
+    if verdict_hook is not None:
+        verdict = verdict_hook(verdict)
+        if verdict is None:
+            (root / "artifacts/gate/verdict.json").unlink(missing_ok=True)
     params["gate"] = {"bootstrap": BOOTSTRAP, "rules": GATES}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
 
@@ -292,7 +322,7 @@ def write_cycle(root: Path, k: int, spec: str, production: str, rationale: str |
         "evaluate@candidate": [
             _write(root, "artifacts/evaluate/candidate/results.json", json.dumps({"heldout.rubric": cand, "k": k}) + "\n"),
             _write(root, "artifacts/evaluate/candidate/samples.jsonl", jsonl(items["candidate"]))],
-        "gate": [_write(root, "artifacts/gate/verdict.json", json.dumps(verdict, indent=2) + "\n"),
+        "gate": [*([_write(root, "artifacts/gate/verdict.json", json.dumps(verdict, indent=2) + "\n")] if verdict else []),
                  _write(root, "artifacts/gate/report.md", f"## Gate report, cycle {k}\n\nverdict: PASS\n")],
     }
     # pairs and weights live in the DVC cache, not git: only their digests appear

@@ -164,6 +164,32 @@ def trust_change_problems(blobs: BlobReader, merge: str, first: str, prop: Propo
     return out
 
 
+def recorded_roots(blobs: BlobReader, commit: str) -> dict[str, str] | None:
+    """The trust roots the ledger at `commit` last recorded (its genesis, or the last trust change), or None."""
+    entries, _ = ledger.parse(blobs.text(commit, ledger.LEDGER) or "")
+    for e in reversed(entries):
+        data = e.event.get("data") or {}
+        if e.event.get("event") == "genesis":
+            return data.get("roots")
+        if e.event.get("event") == "trust_changed":
+            return data.get("after")
+    return None
+
+
+def roots_problem(blobs: BlobReader, first: str) -> str | None:
+    """Why the trust roots on a merge's first parent cannot be trusted: they differ from what the ledger recorded."""
+    recorded = recorded_roots(blobs, first)
+    if recorded is None:
+        return (f"{ledger.LEDGER} on the first parent {first[:12]} records no genesis: run `rlops audit genesis` (and "
+                f"commit it) before the first promotion")
+    now = trust.roots_at(blobs, first)
+    differ = sorted(p for p in set(now) | set(recorded) if now.get(p) != recorded.get(p))
+    if differ:
+        return (f"the trust roots on the first parent {first[:12]} differ from the ones the ledger recorded "
+                f"({', '.join(differ)}): they were changed outside `rlops trust propose`; revert that change")
+    return None
+
+
 def read_approvals_file(approvals_file: Path | None) -> Any:
     """The forge's reviews as the CI job saved them (parsed JSON), or None when no file was given."""
     if approvals_file is None:
@@ -283,9 +309,12 @@ def promote(root: Path, commit: str = "HEAD", approvals_file: Path | None = None
                                            f"{signatures.ALLOWED_SIGNERS}")], hint="nothing was recorded")
         pinned = signatures.pinned_at(blobs, first)
         signer = signatures.signature(root, sha, pinned)
+        problem = roots_problem(blobs, first)
         changed = [p for p in git(root, "diff", "--name-only", "--no-renames", first, sha).splitlines() if p]
         reasons = check_proposal(blobs, sha, first, prop, pinned, signer, changed)
         reasons += [(EXIT_EVIDENCE, b) for b in broken]
+        if problem:
+            reasons.append((EXIT_UNSIGNED, problem))
         anchor = trailers(blobs.message(ps[1])).get("rlops-ledger", [""])[-1]
         last = prop.pending[-1]
         if anchor != f"seq={last['seq']} {ledger.line_hash(lines[last['seq'] - 1])}":
@@ -335,6 +364,11 @@ def promote(root: Path, commit: str = "HEAD", approvals_file: Path | None = None
             events.append(ledger.make_event(entries + events, name, policy=prop.policy, actor=who, ts=ts,
                                             subjects=[{"name": f"{prop.policy}@{after}", "digest": f"git:{sha}"}],
                                             data=event_data))
+    names = planned_tags(root, prop, changed_stages)
+    taken = sorted(set(names) & set(tags.list_tags(root, prop.policy)))
+    if taken:
+        raise Refused([(EXIT_EVIDENCE, f"the tag(s) {', '.join(taken)} exist already: the tags do not match the "
+                                       f"ledger (`rlops audit verify` lists why)")], hint="nothing was recorded")
     head = git(root, "rev-parse", "HEAD").strip()
     last = events[-1]
     title = f"rlops promote: {subject} ({prop.kind}, merge {sha[:12]})"
@@ -359,6 +393,18 @@ def promote(root: Path, commit: str = "HEAD", approvals_file: Path | None = None
         raise
     stage = next((s for s, _, a in changed_stages if a == prop.version), "production" if prop.kind != "trust" else "trust")
     return Promotion(prop.version, stage, sha, record, made)
+
+
+def planned_tags(root: Path, prop: Proposal, changed_stages) -> list[str]:
+    """The names of the tags this promotion will write, as tags.register and tags.assign name them."""
+    names = [f"{prop.policy}@{tags.semver(prop.version)}"] if prop.kind == "promotion" else []
+    counters = [int(m.group(1)) for t in tags.list_tags(root, prop.policy) if (m := re.search(r"#(\d+)$", t))]
+    n = max(counters, default=0)
+    for stage, _, after in changed_stages:
+        if after:
+            n += 1
+            names.append(f"{prop.policy}#{tags.STAGE_TAG[stage]}#{n}")
+    return names
 
 
 def stage_changes(old: manifest.Manifest, new: manifest.Manifest) -> list[tuple[str, str | None, str | None]]:
