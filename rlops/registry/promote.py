@@ -82,6 +82,9 @@ def scope_problems(prop: Proposal, changed: list[str], entry: dict[str, Any] | N
     for path in changed:
         if path in allowed or (prop.kind == "promotion" and path.startswith(vdir)):
             continue
+        if prop.kind == "promotion" and path.rpartition("/")[2] == ".gitignore" and not path.startswith(
+                (f"{versions.REGISTRY}/", "audit/")):
+            continue  # DVC stages the .gitignore files of its outputs (core.autostage); they carry no evidence
         if path in trust.ROOT_PATHS:
             out.append((EXIT_UNSIGNED, f"the {prop.kind} also changes {path}, a trust root: pinned signers, people and "
                                        f"the approvals rule change only in a merge of their own (`rlops trust propose`)"))
