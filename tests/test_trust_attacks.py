@@ -150,9 +150,11 @@ def test_a_direct_push_that_pins_a_key_and_drops_approvals_is_refused_and_flagge
 
 # 3. approvals bound to one merge and one person -------------------------------------------------------------------
 
-def test_an_approval_in_the_message_body_is_not_a_trailer(repo):
+@pytest.mark.parametrize("body", [f"Approved-by: {REVIEWER} said it looks fine\n\nthanks all\n",
+                                  f"We talked it over, and\nApproved-by: {REVIEWER}\n"])  # prose in its paragraph
+def test_an_approval_in_the_message_body_is_not_a_trailer(repo, body):
     branch = repo.propose()
-    repo.merge(branch, message=f"Merge {branch}\n\nApproved-by: {REVIEWER} said it looks fine\n\nthanks all\n")
+    repo.merge(branch, message=f"Merge {branch}\n\n{body}")
     refused(repo, 8, "0 approval(s) count (none)")
 
 
@@ -212,6 +214,16 @@ def test_samples_that_fail_under_a_passing_verdict_are_refused(repo):
 def test_a_proposal_without_its_verdict_is_refused(repo):
     repo.merge(repo.propose(verdict_hook=lambda v: None))
     refused(repo, 6, "artifacts/gate/verdict.json is not in the merge: the verdict is required evidence")
+
+
+def test_a_ledger_truncated_and_later_restored_is_named(repo):
+    ledger_file = repo.path / LEDGER
+    whole = ledger_file.read_text()
+    ledger_file.write_text("".join(whole.splitlines(keepends=True)[:-2]))
+    cut = repo.commit_all("trim the ledger")
+    ledger_file.write_text(whole)
+    repo.commit_all("put it back")  # the ledger at HEAD is whole again; its history is not
+    breaks(repo, (cut, f"{LEDGER}: rewrites, removes or inserts lines of {LEDGER}"))
 
 
 # 5. tags reconciled -----------------------------------------------------------------------------------------------
