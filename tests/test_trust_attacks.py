@@ -244,6 +244,11 @@ def test_a_main_reset_to_before_the_last_promotion_is_caught(repo):
     v2 = repo.promotions[-1]
     repo.git("reset", "-q", "--hard", f"{v2}^1")  # before v2's merge; its tags are left behind
     breaks(repo, (v2, "the history lost a recorded promotion"))
+    from rlops.registry import versions  # and `rlops propose` will not hand out v2's name again
+
+    assert versions.next_version(repo.path, POLICY) == "v2"
+    assert versions.taken_elsewhere(repo.path, POLICY, "v2") == f"tag {POLICY}@v2.0.0"
+    assert versions.taken_elsewhere(repo.path, POLICY, "v3") is None
 
 
 # 6. a rollback changes exactly the production line ---------------------------------------------------------------
