@@ -8,6 +8,7 @@ files from history costs one process, not thousands (audit verify stays linear i
 from __future__ import annotations
 
 import subprocess
+from collections import OrderedDict
 from pathlib import Path
 
 from rlops.errors import RlopsError
@@ -90,14 +91,27 @@ def appends(root: Path, head: str, path: str) -> list[tuple[str, list[str], str 
 class BlobReader:
     """Reads `rev:path` from the object store through one long-lived `git cat-file --batch` process."""
 
+    CACHE = 256  # recent objects kept: the checks of one promotion read several files more than once
+
     def __init__(self, root: Path):
         self._proc = subprocess.Popen(["git", "cat-file", "--batch"], cwd=root, stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self._recent: OrderedDict[str, bytes | None] = OrderedDict()
 
     def read(self, rev: str, path: str = "") -> bytes | None:
         """The object's bytes, or None when `rev:path` does not exist."""
-        assert self._proc.stdin and self._proc.stdout
         name = f"{rev}:{path}" if path else rev
+        if name in self._recent:
+            self._recent.move_to_end(name)
+            return self._recent[name]
+        data = self._read(name)
+        self._recent[name] = data
+        if len(self._recent) > self.CACHE:
+            self._recent.popitem(last=False)
+        return data
+
+    def _read(self, name: str) -> bytes | None:
+        assert self._proc.stdin and self._proc.stdout
         self._proc.stdin.write(name.encode() + b"\n")
         self._proc.stdin.flush()
         header = self._proc.stdout.readline().split()
