@@ -123,7 +123,7 @@ def cmd_promote(args) -> int:
     else:
         done = promote_pending(root, approvals)
     if not done:
-        print(f"rlops promote: nothing to promote ({args.commit or 'no unrecorded merge'} lands no proposal)")
+        print(f"rlops promote: nothing to promote: {args.commit + ' lands no proposal' if args.commit else 'no unrecorded merge lands a proposal'}")
         return EXIT_OK
     for d in done:
         print(f"rlops promote: {d.version} -> {d.stage} (merge {d.merge[:12]}); ledger commit {d.record_commit[:12]}")

@@ -129,7 +129,7 @@ def test_drift_is_detected_when_another_model_is_deployed(history, tmp_path):
     p = rlops(history, "audit", "report", "--out", str(tmp_path / "bad"), "--deployed", "latest")
     assert p.returncode == 2 and "--deployed: 'latest' is not an md5 digest" in p.stderr, p.stderr
     p = rlops(history, "audit", "report", "--out", str(tmp_path / "bad"), "no-such-ref")
-    assert p.returncode == 1 and "no-such-ref is not a commit" in p.stderr and "Traceback" not in p.stderr
+    assert p.returncode == 2 and "no-such-ref is not a commit" in p.stderr and "Traceback" not in p.stderr
     assert not (tmp_path / "bad").exists()
     p = rlops(history, "audit", "report", "--out", str(tmp_path / "md"), "--format", "md")
     assert p.returncode == 0 and [f.name for f in (tmp_path / "md").iterdir()] == ["support-agent.md"]

@@ -14,7 +14,7 @@ import yaml
 from pathlib import Path
 
 from rlops.audit import ledger, trust
-from rlops.errors import EXIT_INVALID, Refused, RlopsError
+from rlops.errors import EXIT_INVALID, InvalidInput, Refused, RlopsError
 from rlops.gitio import BlobReader, git, rev
 from rlops.registry import manifest
 
@@ -38,7 +38,7 @@ def genesis(root: Path, *, actor: str = "") -> tuple[ledger.Entry, str]:
     event and the commit. Refused once a promotion is recorded."""
     policy_file = root / trust.POLICY
     if not policy_file.is_file():
-        raise RlopsError(f"{trust.POLICY} not found", hint="run rlops from the repository root")
+        raise InvalidInput(f"{trust.POLICY} not found", hint="run rlops from the repository root")
     policy = (yaml.safe_load(policy_file.read_text(encoding="utf-8")) or {}).get("policy")
     if not isinstance(policy, str) or not policy:
         raise Refused([(EXIT_INVALID, f"{trust.POLICY}: policy: must name the policy")])

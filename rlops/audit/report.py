@@ -113,7 +113,7 @@ def collect(root: Path, ref: str = "HEAD", deployed: str | None = None) -> dict[
     """The report as one JSON-able document."""
     head = rev(root, ref)
     if head is None:
-        raise RlopsError(f"{ref} is not a commit of {root}",
+        raise InvalidInput(f"{ref} is not a commit of {root}",
                          hint="name a branch, tag or commit; --root names the repository")
     expected = _digest(deployed)
     if deployed is not None and expected is None:

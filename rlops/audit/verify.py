@@ -16,7 +16,7 @@ from typing import Any
 
 from rlops.audit import genesis as genesis_mod
 from rlops.audit import ledger, signatures, trust
-from rlops.errors import RlopsError
+from rlops.errors import InvalidInput, RlopsError
 from rlops.gitio import BlobReader, appends, git, rev
 from rlops.registry import manifest, tags as tagnames, versions
 from rlops.registry.promote import (check_proposal, merge_approvals, policy_at, proposal_of, stage_changes, trailers)
@@ -84,7 +84,7 @@ def policy_tags(root: Path, policy: str) -> dict[str, Tag]:
 def verify(root: Path, ref: str = "HEAD") -> Result:
     head = rev(root, ref)
     if head is None:
-        raise RlopsError(f"{ref} is not a commit", hint="name a branch, tag or commit of this repository")
+        raise InvalidInput(f"{ref} is not a commit", hint="name a branch, tag or commit of this repository")
     with BlobReader(root) as blobs:
         try:
             policy = policy_at(blobs, head)["policy"]

@@ -17,7 +17,7 @@ from typing import Any
 
 
 from rlops.audit import ledger, signatures, trust
-from rlops.errors import (EXIT_APPROVALS, EXIT_EVIDENCE, EXIT_STALE_PARENT, EXIT_UNSIGNED, Refused,
+from rlops.errors import (EXIT_APPROVALS, EXIT_EVIDENCE, EXIT_STALE_PARENT, EXIT_UNSIGNED, InvalidInput, Refused,
                           RlopsError)
 from rlops.gitio import BlobReader, git, load_yaml, parents, rev
 from rlops.registry import evidence, manifest, tags, versions
@@ -49,7 +49,7 @@ class Promotion:
 def policy_at(blobs: BlobReader, commit: str) -> dict[str, Any]:
     text = blobs.text(commit, "specs/policy.yaml")
     if text is None:
-        raise RlopsError(f"specs/policy.yaml is missing at {commit[:12]}")
+        raise InvalidInput(f"specs/policy.yaml is missing at {commit[:12]}: no policy to promote")
     return load_yaml(text)
 
 
@@ -200,7 +200,7 @@ def read_approvals_file(approvals_file: Path | None) -> Any:
     try:
         return json.loads(approvals_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise RlopsError(f"{approvals_file}: cannot read the approvals file ({e})",
+        raise InvalidInput(f"{approvals_file}: cannot read the approvals file ({e})",
                          hint='expected {"merge_commit_sha": "...", "approvals": [{"login": "...", "state": "APPROVED"}]} '
                               "or GitHub's review list") from None
 
@@ -290,9 +290,9 @@ def promote(root: Path, commit: str = "HEAD", approvals_file: Path | None = None
     ignored instead of reported."""
     sha = rev(root, commit)
     if sha is None:
-        raise RlopsError(f"{commit} is not a commit", hint="name a merge commit on the default branch, or no argument")
+        raise InvalidInput(f"{commit} is not a commit", hint="name a merge commit on the default branch, or no argument")
     if sha not in git(root, "rev-list", "--first-parent", "HEAD").split():
-        raise RlopsError(f"{commit} is not on the first-parent history of the checked-out branch",
+        raise InvalidInput(f"{commit} is not on the first-parent history of the checked-out branch",
                          hint="check out the default branch, then run rlops promote")
     data = read_approvals_file(approvals_file)
     with BlobReader(root) as blobs:
@@ -343,7 +343,7 @@ def promote(root: Path, commit: str = "HEAD", approvals_file: Path | None = None
         new = manifest.Manifest.parse(blobs.text(sha, path), prop.policy, path)
     entries, _ = ledger.read(root)
     if any(e.event["event"] == "approved" and e.event["data"].get("merge") == sha for e in entries):
-        raise RlopsError(f"{sha[:12]} is promoted already (audit/ledger.jsonl records it)", hint="nothing to do")
+        raise InvalidInput(f"{sha[:12]} is promoted already (audit/ledger.jsonl records it)", hint="nothing to do")
     who, ts = actor(root), ledger.now()
     first_seq = prop.pending[0]["seq"]
     subject = f"{prop.policy}@{prop.version}" if prop.kind != "trust" else f"{prop.policy}#trust"

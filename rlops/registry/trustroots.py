@@ -14,7 +14,7 @@ import yaml
 
 from rlops.audit import ledger, trust
 from rlops.audit.genesis import _roots_in_tree
-from rlops.errors import EXIT_INVALID, Refused, RlopsError
+from rlops.errors import EXIT_AUDIT, EXIT_INVALID, InvalidInput, Refused
 from rlops.gitio import BlobReader, git, rev, status_paths
 from rlops.registry.propose import Proposal, actor, commit_message, open_pr
 
@@ -34,14 +34,14 @@ def propose_trust(root: Path, reason: str, *, remote: str = "origin", push: bool
         raise Refused([(EXIT_INVALID, p) for p in people.problems], hint="fix audit/people.yaml")
     entries, problems = ledger.read(root)
     if problems:
-        raise RlopsError("audit/ledger.jsonl is damaged: " + "; ".join(map(str, problems[:3])),
+        raise Refused([(EXIT_AUDIT, "audit/ledger.jsonl is damaged: " + "; ".join(map(str, problems[:3])))],
                          hint="run `rlops audit verify`; restore the ledger from the default branch")
     with BlobReader(root) as blobs:
         before = trust.roots_at(blobs, "HEAD")
     after = _roots_in_tree(root)
     branch = f"trust/{policy}-{len(entries) + 1}"
     if rev(root, f"refs/heads/{branch}"):
-        raise RlopsError(f"the branch {branch} exists already", hint=f"delete it (`git branch -D {branch}`) first")
+        raise InvalidInput(f"the branch {branch} exists already", hint=f"delete it (`git branch -D {branch}`) first")
     base = git(root, "rev-parse", "--abbrev-ref", "HEAD").strip()
     changed = sorted(p for p in after if after[p] != before.get(p))
     event = ledger.make_event(entries, "trust_changed", policy=policy, actor=actor(root),
