@@ -395,7 +395,7 @@ def promote(root: Path, commit: str = "HEAD", approvals_file: Path | None = None
         _undo(root, head, made)
         raise
     stage = next((s for s, _, a in changed_stages if a == prop.version), "production" if prop.kind != "trust" else "trust")
-    return Promotion(prop.version, stage, sha, record, made)
+    return Promotion(prop.version if prop.kind != "trust" else "trust roots", stage, sha, record, made)
 
 
 def planned_tags(root: Path, prop: Proposal, changed_stages) -> list[str]:
