@@ -9,6 +9,8 @@ prompts), with a one-sided paired bootstrap bound, which is tighter than compari
 
 from __future__ import annotations
 
+import itertools
+import operator
 import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -54,9 +56,9 @@ def bootstrap_interval(diffs: list[float], samples: int, confidence: float, seed
     """One-sided lower and upper bounds on the mean difference, each at `confidence` (percentile bootstrap).
 
     Resample i draws the items `rng.randrange(n)` would draw, in the same order, so the bounds are exactly those of
-    the plain loop (tests/test_gate.py keeps it as the reference); the draws are read in one block of 32-bit words,
-    which `randrange` takes one per call (top bits, rejected when too large), 5x faster. `rlops audit verify`
-    recomputes every promotion's verdict with it."""
+    the plain loop (tests/test_verdict_recompute.py keeps it as the reference); the draws are read in one block of 32-bit words,
+    which `randrange` takes one per call (top bits, rejected when too large), in C rather than one Python call per
+    draw. `rlops audit verify` recomputes every promotion's verdict with it."""
     if not diffs:
         return 0.0, 0.0
     rng = random.Random(seed)
@@ -65,11 +67,12 @@ def bootstrap_interval(diffs: list[float], samples: int, confidence: float, seed
     need = n * samples
     picks: list[int] = []
     while len(picks) < need:
-        words = 2 * (need - len(picks)) + 64  # at least half of the draws are accepted
+        words = (need - len(picks)) * (1 << n.bit_length()) // n * 9 // 8 + 64  # n of every 2**bits draws are kept
         block = memoryview(rng.getrandbits(32 * words).to_bytes(4 * words, "little")).cast("I")
-        picks += [r for r in (w >> shift for w in block) if r < n]
-    values = list(map(diffs.__getitem__, picks[:need]))
-    means = sorted([sum(values[k:k + n]) / n for k in range(0, need, n)])  # sum() adds left to right, as the loop
+        picks += filter(n.__gt__, map(operator.rshift, block, itertools.repeat(shift)))  # all in C
+    values = iter(list(map(diffs.__getitem__, picks[:need])))
+    # each resample's sum() adds left to right, as the loop did; grouping, summing and dividing all run in C
+    means = sorted(map(operator.truediv, map(sum, zip(*[values] * n)), itertools.repeat(n)))
     alpha = 1.0 - confidence
     lo = means[max(0, int(alpha * samples) - 1)]
     hi = means[min(samples - 1, int((1.0 - alpha) * samples))]
