@@ -5,8 +5,10 @@ verdict written by an older rlops still recomputes to the same bounds), and reco
 from __future__ import annotations
 
 import random
+import sys
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rlops import gate
@@ -23,14 +25,22 @@ def reference(diffs: list[float], samples: int, confidence: float, seed: int) ->
     return means[max(0, int(alpha * samples) - 1)], means[min(samples - 1, int((1.0 - alpha) * samples))]
 
 
-@settings(max_examples=200, deadline=None)
+@pytest.fixture(params=["numpy", "pure Python"])
+def path(request, monkeypatch):
+    """Both ways of drawing: with numpy, and without it (the light core does not require numpy)."""
+    if request.param == "pure Python":
+        monkeypatch.setitem(sys.modules, "numpy", None)  # `import numpy` raises ImportError
+    return request.param
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(diffs=st.lists(st.one_of(st.floats(-1, 1), st.sampled_from([0.0, 1.0, -1.0, 0.5])), max_size=70),
        samples=st.integers(1, 400), confidence=st.sampled_from([0.8, 0.9, 0.95, 0.99]), seed=st.integers(0, 2**32))
-def test_the_bootstrap_draws_what_randrange_draws(diffs, samples, confidence, seed):
+def test_the_bootstrap_draws_what_randrange_draws(path, diffs, samples, confidence, seed):
     assert gate.bootstrap_interval(diffs, samples, confidence, seed) == reference(diffs, samples, confidence, seed)
 
 
-def test_a_power_of_two_and_the_projects_own_settings():
+def test_a_power_of_two_and_the_projects_own_settings(path):
     for n in (1, 2, 4, 8, 64, 65):
         diffs = [((i * 7) % 5 - 2) / 4 for i in range(n)]
         assert gate.bootstrap_interval(diffs, 2000, 0.95, 0) == reference(diffs, 2000, 0.95, 0)
