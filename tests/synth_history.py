@@ -3,8 +3,10 @@
 No training runs here: each cycle writes small evidence files (signals, metrics, evaluation results, a passing
 verdict) and a dvc.lock whose md5s match them, then goes through the real registry code: `registry_entry`,
 `pending_events`, `moved`, `dvc_file_text` and `commit_message` of `rlops.registry.propose`, a merge signed with an
-SSH key made by `ssh-keygen` and pinned in `audit/allowed_signers`, and the real `promote()`, in-process. Optional
-rollbacks go through the real `rollback()`. Used by tests/test_audit_report.py and benchmarks/audit_verify.py.
+SSH key made by `ssh-keygen` and pinned in `audit/allowed_signers`, and the real `promote()`, in-process. The
+history starts with the real `rlops audit genesis` (the signer and a distinct reviewer in `audit/people.yaml`); each
+verdict is the real `gate.decide` over per-item samples, so verify's recomputation agrees. Optional rollbacks go
+through the real `rollback()`. Used by tests/test_audit_report.py, tests/test_trust_*.py and benchmarks/.
 
     from synth_history import make_history
     repo = make_history(tmp_path / "repo", 3, rollbacks_every=2)

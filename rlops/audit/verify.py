@@ -1,11 +1,16 @@
 """`rlops audit verify`: re-check a policy's whole history offline, from a clone.
 
-It checks the ledger's hash chain; for every recorded promotion, the merge's signature against the signers pinned
-on its first parent, the evidence against the git objects and dvc.lock of that merge, the parent, the approvals,
-and that the proposal commit and the promotion tags anchor the ledger lines they confirm; that no commit on the
-first-parent history moved a deployment without a recorded promotion; the lineage from the base model to
-production; and that the manifest names the last promoted version. Linear in history length: one `git log`, one
-`git cat-file --batch` and one `git for-each-ref` process, and a constant amount of reading per promotion.
+From the genesis event on (`rlops audit genesis`: the trust roots and manifest the history starts from), it checks
+the ledger's hash chain and that every commit that changed it only appended; for every recorded merge (promotion,
+rollback, trust change) the signature against the signers pinned on its first parent, what it changes, the evidence
+against the git objects and dvc.lock of that merge, the verdict recomputed from the samples, the parent, the
+approvals (real trailers, people, never the proposer or the signer), and that the proposal commit and the tags
+anchor the ledger lines they confirm; that no first-parent commit moved a deployment, registered or changed a
+registered version, or changed a trust root without a recorded merge of that kind; that the policy's tags are
+exactly the expected ones, annotated and signed by a pinned key; the lineage from the base model to production; and
+that the manifest names the last promoted version. Every break is listed with its commit, never a crash. Linear in
+history length: two `git log` processes, one `git cat-file --batch` and one `git for-each-ref`, and a constant
+amount of reading per promotion (signature checks: see rlops/audit/signatures.py).
 """
 
 from __future__ import annotations
