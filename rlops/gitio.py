@@ -55,37 +55,24 @@ def status_paths(root: Path) -> list[str]:
     return paths
 
 
-def appends(root: Path, head: str, path: str) -> list[tuple[str, list[str], str | None]]:
-    """(commit, lines it appended, what else it did or None) for each first-parent commit that changes `path`,
-    oldest first: one `git log -p -U0` process, linear in what was appended (a rewrite shows as removed lines)."""
-    out = git(root, "log", "--first-parent", "--diff-merges=first-parent", "--no-renames", "--reverse", "-p", "-U0",
-              "--format=%x01%H", head, "--", path)
-    result: list[tuple[str, list[str], str | None]] = []
-    count = 0
+def versions(root: Path, head: str, path: str) -> list[tuple[str, int | None]]:
+    """(commit, size in bytes of `path` there, None when deleted) for each first-parent commit that changes `path`,
+    oldest first: one `git log --raw` and one `git cat-file --batch-check`, whatever the file's size (a `git log -p`
+    would diff every version against the one before, quadratic in a file that only grows)."""
+    out = git(root, "log", "--first-parent", "--diff-merges=first-parent", "--no-renames", "--raw", "--no-abbrev",
+              "--reverse", "--format=%x01%H", head, "--", path)
+    changes: list[tuple[str, str]] = []
     for chunk in out.split("\x01")[1:]:
-        sha, _, body = chunk.partition("\n")
-        added: list[str] = []
-        problem = None
-        in_hunk = False
-        for line in body.split("\n"):
-            if line.startswith("@@"):
-                in_hunk = True
-                start, _, n = line.split()[1][1:].partition(",")  # -start[,count] of the old file
-                if (n != "0" or int(start) != count) and problem is None:
-                    problem = f"rewrites, removes or inserts lines of {path} (at line {start}): the file is append-only"
-            elif not in_hunk:
-                if line.startswith("deleted file"):
-                    problem = f"deletes {path}"
-            elif line.startswith("+"):
-                added.append(line[1:])
-            elif line.startswith("-"):
-                problem = problem or f"rewrites, removes or inserts lines of {path}: the file is append-only"
-                count -= 1
-            elif line.startswith("\\"):
-                problem = problem or f"leaves {path} without a final newline"
-        count += len(added)
-        result.append((sha, added, problem))
-    return result
+        sha, _, rest = chunk.partition("\n")
+        blob = next((line.split()[3] for line in rest.splitlines() if line.startswith(":")), "0" * 40)
+        changes.append((sha, blob))
+    wanted = "".join(f"{blob}\n" for _, blob in changes if set(blob) != {"0"})
+    sizes = {}
+    for line in git(root, "cat-file", "--batch-check", input=wanted.encode()).splitlines():
+        words = line.split()
+        if len(words) == 3:
+            sizes[words[0]] = int(words[2])
+    return [(sha, sizes.get(blob)) for sha, blob in changes]
 
 
 class BlobReader:

@@ -217,13 +217,25 @@ def test_a_proposal_without_its_verdict_is_refused(repo):
 
 
 def test_a_ledger_truncated_and_later_restored_is_named(repo):
+    """The ledger at HEAD is whole again and its chain intact; only the check of every version catches the cut."""
     ledger_file = repo.path / LEDGER
     whole = ledger_file.read_text()
     ledger_file.write_text("".join(whole.splitlines(keepends=True)[:-2]))
     cut = repo.commit_all("trim the ledger")
     ledger_file.write_text(whole)
     repo.commit_all("put it back")  # the ledger at HEAD is whole again; its history is not
-    breaks(repo, (cut, f"{LEDGER}: rewrites, removes or inserts lines of {LEDGER}"))
+    breaks(repo, (cut, f"{LEDGER}: shrinks {LEDGER} from"))
+
+
+def test_a_line_inserted_and_later_removed_is_named(repo):
+    ledger_file = repo.path / LEDGER
+    whole = ledger_file.read_text().splitlines(keepends=True)
+    ledger_file.write_text("".join(whole[:2] + [whole[1]] + whole[2:]))  # a copy of line 2, in the middle
+    inserted = repo.commit_all("note")
+    ledger_file.write_text("".join(whole))
+    restored = repo.commit_all("undo")
+    breaks(repo, (inserted, f"{LEDGER} here is not whole lines of the ledger at HEAD"),
+           (restored, f"{LEDGER}: shrinks {LEDGER} from"))
 
 
 # 5. tags reconciled -----------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ anchor the ledger lines they confirm; that no first-parent commit moved a deploy
 registered version, or changed a trust root without a recorded merge of that kind; that the policy's tags are
 exactly the expected ones, annotated and signed by a pinned key; the lineage from the base model to production; and
 that the manifest names the last promoted version. Every break is listed with its commit, never a crash. Linear in
-history length: two `git log` processes, one `git cat-file --batch` and one `git for-each-ref`, and a constant
+history length: two `git log` processes (no diffs), two `git cat-file` and one `git for-each-ref`, and a constant
 amount of reading per promotion (signature checks: see rlops/audit/signatures.py).
 """
 
@@ -22,7 +22,8 @@ from typing import Any
 from rlops.audit import genesis as genesis_mod
 from rlops.audit import ledger, signatures, trust
 from rlops.errors import InvalidInput, RlopsError
-from rlops.gitio import BlobReader, appends, git, rev
+from rlops.gitio import BlobReader, git, rev
+from rlops.gitio import versions as file_versions
 from rlops.registry import manifest, tags as tagnames, versions
 from rlops.registry.promote import (check_proposal, merge_approvals, policy_at, proposal_of, stage_changes, trailers)
 
@@ -120,15 +121,28 @@ def _verify(root: Path, ref: str, head: str, policy: str, blobs: BlobReader, res
     order = list(parents)[::-1]  # oldest first
     position = {sha: i for i, sha in enumerate(order)}
 
-    # the ledger is append-only across every commit that changes it; which commit appended which line
+    # the ledger only grew, by whole lines of the ledger at HEAD, across every commit that changed it (sizes, so it
+    # stays linear); and so which commit appended which line
     added_by: dict[int, str] = {}
-    n = 0
-    for sha, added, problem in appends(root, head, ledger.LEDGER):
-        if problem:
-            brk(Break(sha, ledger.LEDGER, problem))
-        for line in added:
-            n += 1
+    ends, total = {}, 0
+    for k, line in enumerate(lines, 1):
+        total += len(line.encode("utf-8")) + 1
+        ends[total] = k
+    seen, before = 0, 0
+    for sha, size in file_versions(root, head, ledger.LEDGER):
+        if size is None:
+            brk(Break(sha, ledger.LEDGER, f"deletes {ledger.LEDGER}: the file is append-only"))
+            continue
+        if size < before:
+            brk(Break(sha, ledger.LEDGER, f"shrinks {ledger.LEDGER} from {before} to {size} bytes: lines were removed "
+                                          f"or rewritten; the file is append-only"))
+        elif size not in ends and size != 0 and not problems:
+            brk(Break(sha, ledger.LEDGER, f"{ledger.LEDGER} here is not whole lines of the ledger at {ref}: lines were "
+                                          f"inserted, removed or rewritten; the file is append-only"))
+        k = ends.get(size, seen)
+        for n in range(seen + 1, k + 1):
             added_by[n] = sha
+        seen, before = max(seen, k), size
     # genesis: where the checked history starts
     geneses = [e for e in events if e.get("event") == "genesis"]
     start = 0
