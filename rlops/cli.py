@@ -179,6 +179,27 @@ def cmd_rollback(args) -> int:
     return EXIT_OK
 
 
+def cmd_trust_propose(args) -> int:
+    from rlops.registry.trustroots import propose_trust
+
+    p = propose_trust(Path(args.root).resolve(), args.reason, remote=args.remote, push=not args.no_push)
+    print(f"rlops trust propose: {p.title}")
+    print(f"  branch {p.branch}, commit {p.commit[:12]}; pull request body: {p.body_file}")
+    _print_next(p)
+    return EXIT_OK
+
+
+def cmd_audit_genesis(args) -> int:
+    from rlops.audit.genesis import genesis
+    from rlops.registry.propose import actor
+
+    root = Path(args.root).resolve()
+    event, commit = genesis(root, actor=actor(root))
+    print(f"rlops audit genesis: {event.event['policy']}'s trust roots and manifest recorded as ledger line {event.seq}; "
+          f"commit {commit[:12]}")
+    return EXIT_OK
+
+
 def cmd_audit_verify(args) -> int:
     from rlops.audit.verify import verify
     from rlops.errors import EXIT_AUDIT
@@ -334,6 +355,17 @@ def build_parser() -> argparse.ArgumentParser:
     pushing(p)
     p.set_defaults(func=cmd_rollback)
 
+    p = sub.add_parser("trust", help="change pinned signers, people or the approvals rule through their own merge",
+                       description="`rlops trust propose --reason ...`: after editing audit/allowed_signers, "
+                                   "audit/trusted_gpg_keys, audit/people.yaml or specs/policy.yaml's approvals, put "
+                                   "exactly those edits and a trust_changed ledger event on a branch. Its merge must be "
+                                   "signed and approved under the roots before the change; `rlops promote` records it.")
+    tsub = p.add_subparsers(dest="trust_command", metavar="SUBCOMMAND", required=True)
+    p = tsub.add_parser("propose", parents=[common], help="open the pull request that changes the trust roots")
+    p.add_argument("--reason", required=True, help="why the trust roots change (recorded in the ledger)")
+    pushing(p)
+    p.set_defaults(func=cmd_trust_propose)
+
     audit = sub.add_parser("audit", help="verify the history offline, or render it for an auditor",
                            description="The audit trail: `rlops audit verify`, `rlops audit report`.")
     asub = audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True)
@@ -344,6 +376,11 @@ def build_parser() -> argparse.ArgumentParser:
                                     "manifest names the last promoted version. Lists every break with its commit and line.")
     p.add_argument("ref", nargs="?", default="HEAD", help="the commit to verify up to (default: HEAD)")
     p.set_defaults(func=cmd_audit_verify)
+    p = asub.add_parser("genesis", parents=[common], help="record the trust roots and manifest the history starts from",
+                        description="Append a genesis event to audit/ledger.jsonl (the digests of the pinned signers, "
+                                    "people, the approvals rule and the manifest) and commit it with them. Allowed "
+                                    "until the first promotion; after that, use `rlops trust propose`.")
+    p.set_defaults(func=cmd_audit_genesis)
     p = asub.add_parser("report", parents=[common], help="render the history of the policy as Markdown, JSON and HTML",
                         description="One section per version: rationale, data, training, metrics with confidence "
                                     "intervals, red-team results, verdict, approvers, signer, dates; and whether the "
@@ -363,7 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_OK
-    prog = f"rlops {args.command}" + (f" {args.audit_command}" if getattr(args, "audit_command", None) else "")
+    prog = f"rlops {args.command}" + (f" {args.audit_command}" if getattr(args, "audit_command", None) else "") + (
+        f" {args.trust_command}" if getattr(args, "trust_command", None) else "")
     return report_errors(lambda: args.func(args), prog=prog, traceback=args.traceback)
 
 

@@ -22,8 +22,10 @@ EXIT_CODES = {
     EXIT_INVALID: "invalid input: a spec, a log file or an argument; the message names the place and the fix",
     EXIT_STALE: "params.yaml or the DVC outputs are stale: run `rlops plan SPEC` / `dvc repro` and commit the result",
     EXIT_GATE_FAILED: "the candidate did not pass its gates (a normal outcome; see the report)",
-    EXIT_UNSIGNED: "promote: the merge commit is not signed by a signer pinned in audit/allowed_signers",
-    EXIT_EVIDENCE: "promote: the evidence in the merge does not match dvc.lock, the registry entry or the ledger",
+    EXIT_UNSIGNED: "promote: the merge commit is not signed by a signer pinned in audit/allowed_signers, or a trust "
+                   "root changed outside a recorded trust change",
+    EXIT_EVIDENCE: "promote: the evidence in the merge does not match dvc.lock, the registry entry or the ledger, the "
+                   "recomputed verdict differs, or the merge changes more than its kind allows",
     EXIT_STALE_PARENT: "promote: stale proposal, its parent no longer serves production; rebase and re-run the cycle",
     EXIT_APPROVALS: "promote: fewer approvals than specs/policy.yaml requires",
     EXIT_AUDIT: "audit verify: the history does not verify; every break is listed",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections import OrderedDict
 from pathlib import Path
 
 from rlops.errors import RlopsError
@@ -58,35 +59,56 @@ def status_paths(root: Path) -> list[str]:
 OBJECT_ID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 
 
+def versions(root: Path, head: str, path: str) -> list[tuple[str, int | None]]:
+    """(commit, size in bytes of `path` there, None when deleted) for each first-parent commit that changes `path`,
+    oldest first: one `git log --raw` and one `git cat-file --batch-check`, whatever the file's size (a `git log -p`
+    would diff every version against the one before, quadratic in a file that only grows)."""
+    out = git(root, "log", "--first-parent", "--diff-merges=first-parent", "--no-renames", "--raw", "--no-abbrev",
+              "--reverse", "--format=%x01%H", head, "--", path)
+    changes: list[tuple[str, str]] = []
+    for chunk in out.split("\x01")[1:]:
+        sha, _, rest = chunk.partition("\n")
+        blob = next((line.split()[3] for line in rest.splitlines() if line.startswith(":")), "0" * 40)
+        changes.append((sha, blob))
+    wanted = "".join(f"{blob}\n" for _, blob in changes if set(blob) != {"0"})
+    sizes = {}
+    for line in git(root, "cat-file", "--batch-check", input=wanted.encode()).splitlines():
+        words = line.split()
+        if len(words) == 3:
+            sizes[words[0]] = int(words[2])
+    return [(sha, sizes.get(blob)) for sha, blob in changes]
+
+
 class BlobReader:
     """Reads `rev:path` from the object store through one long-lived `git cat-file --batch` process.
 
     The last few small objects read by object id are kept: what `rev:path` names never changes, and audit verify reads a
     tenth of its objects twice within one promotion's checks (dvc.lock, verdict.json, the merge commit)."""
 
-    RECENT, SMALL = 64, 1 << 20  # entries, and the largest object kept (bytes)
+    RECENT, SMALL = 256, 1 << 20  # entries (the checks of one promotion read several files more than once), and
+    # the largest object kept (bytes)
 
     def __init__(self, root: Path):
         self._proc = subprocess.Popen(["git", "cat-file", "--batch"], cwd=root, stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        self._recent: dict[tuple[str, str], bytes | None] = {}
+        self._recent: OrderedDict[tuple[str, str], bytes] = OrderedDict()
 
     def read(self, rev: str, path: str = "") -> bytes | None:
         """The object's bytes, or None when `rev:path` does not exist."""
         key = (rev, path)
         if key in self._recent:
+            self._recent.move_to_end(key)
             return self._recent[key]
-        data = self._read(rev, path)
-        # not an absence: an object fetched or written later may fill it
+        data = self._read(f"{rev}:{path}" if path else rev)
+        # only by object id (a ref moves), and never an absence: an object fetched or written later may fill it
         if data is not None and len(data) <= self.SMALL and OBJECT_ID.fullmatch(rev):
-            if len(self._recent) >= self.RECENT:
-                del self._recent[next(iter(self._recent))]
             self._recent[key] = data
+            if len(self._recent) > self.RECENT:
+                self._recent.popitem(last=False)
         return data
 
-    def _read(self, rev: str, path: str) -> bytes | None:
+    def _read(self, name: str) -> bytes | None:
         assert self._proc.stdin and self._proc.stdout
-        name = f"{rev}:{path}" if path else rev
         self._proc.stdin.write(name.encode() + b"\n")
         self._proc.stdin.flush()
         header = self._proc.stdout.readline().split()

@@ -3,8 +3,10 @@
 No training runs here: each cycle writes small evidence files (signals, metrics, evaluation results, a passing
 verdict) and a dvc.lock whose md5s match them, then goes through the real registry code: `registry_entry`,
 `pending_events`, `moved`, `dvc_file_text` and `commit_message` of `rlops.registry.propose`, a merge signed with an
-SSH key made by `ssh-keygen` and pinned in `audit/allowed_signers`, and the real `promote()`, in-process. Optional
-rollbacks go through the real `rollback()`. Used by tests/test_audit_report.py and benchmarks/audit_verify.py.
+SSH key made by `ssh-keygen` and pinned in `audit/allowed_signers`, and the real `promote()`, in-process. The
+history starts with the real `rlops audit genesis` (the signer and a distinct reviewer in `audit/people.yaml`); each
+verdict is the real `gate.decide` over per-item samples, so verify's recomputation agrees. Optional rollbacks go
+through the real `rollback()`. Used by tests/test_audit_report.py, tests/test_trust_*.py and benchmarks/.
 
     from synth_history import make_history
     repo = make_history(tmp_path / "repo", 3, rollbacks_every=2)
@@ -26,17 +28,30 @@ from unittest import mock
 
 import yaml
 
+from rlops import gate
 from rlops.audit import ledger, signatures
+from rlops.audit.genesis import genesis
 from rlops.registry import manifest, versions
 from rlops.registry.evidence import MODEL_OUT, PAIRS_OUT, md5
 from rlops.registry.promote import promote
 from rlops.registry.propose import actor, commit_message, pending_events, registry_entry, write_proposal
 from rlops.registry.rollback import rollback
 
-FORMAT = 1  # bump when a change here changes the histories made (benchmarks/audit_verify.py caches them by it)
+FORMAT = 2  # bump when a change here changes the histories made (benchmarks/audit_verify.py caches them by it)
 POLICY = "support-agent"
 SIGNER = "release@rlops.test"
 REVIEWER = "Reviewer <reviewer@rlops.test>"
+PEOPLE_YAML = """people:
+  - name: Release Manager
+    emails: [release@rlops.test]
+    keys: ["{key}"]
+  - name: Reviewer
+    emails: [reviewer@rlops.test]
+    logins: [reviewer]
+"""
+GATES = [{"metric": "heldout.rubric", "rule": "non_inferior", "margin": 0.05},
+         {"metric": "redteam.refusal", "rule": "no_item_regression", "max_regressions": 0}]
+BOOTSTRAP = {"samples": 2000, "confidence": 0.95, "seed": 0}
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
 POLICY_YAML = f"""policy: {POLICY}
@@ -97,17 +112,27 @@ class SynthRepo:
 
     # one cycle -------------------------------------------------------------------------------------------------
 
-    def propose(self, *, ts: str | None = None, rationale: str | None = None) -> str:
-        """Commit a passing cycle on `cycle/NNNN-slug`, as `rlops propose` does; returns the branch."""
+    def propose(self, *, ts: str | None = None, rationale: str | None = None, version: str | None = None,
+                items_hook=None, verdict_hook=None, extra=None) -> str:
+        """Commit a passing cycle on `cycle/NNNN-slug`, as `rlops propose` does; returns the branch. The hooks make
+        the dishonest proposals of the tests: `items_hook(items)` changes the evaluation samples after the gate
+        decided, `verdict_hook(verdict)` the verdict (None: leave verdict.json out), `extra(root)` the working tree
+        before the commit; dvc.lock, the registry entry and the ledger are then computed to match, as a forger would."""
         self.cycle += 1
         k, root = self.cycle, self.path
         slug = f"{k:04d}-synthetic-{k}"
         spec = f"specs/cycles/{slug}.yaml"
         production = manifest.load(root, POLICY).production
-        version = versions.next_version(root, POLICY)
+        version = version or versions.next_version(root, POLICY)
         branch = f"cycle/{slug}"
         self.git("checkout", "-q", "-b", branch)
-        params = write_cycle(root, k, spec, production, rationale)
+        params = write_cycle(root, k, spec, production, rationale, items_hook=items_hook, verdict_hook=verdict_hook)
+        if extra is not None:
+            extra(root)
+        verdict_file = root / "artifacts/gate/verdict.json"
+        left_out = not verdict_file.exists()
+        if left_out:  # the forger's registry entry still says pass
+            verdict_file.write_text(json.dumps({"passed": True, "decision": "pass", "gates": []}), encoding="utf-8")
         with self.environment():
             who, ts = actor(root), ts or ledger.now()
             entry, model_out = registry_entry(root, params, version, who, ts)
@@ -115,6 +140,8 @@ class SynthRepo:
             assert not problems, problems
             events = pending_events(entries, entry, who, ts)
         write_proposal(root, entry, model_out, events)
+        if left_out:
+            verdict_file.unlink()
         self.git("add", "-A", "--", "specs", "params.yaml", "dvc.lock", "artifacts", "registry", "deployments", "audit")
         trailers = {"Rlops-Policy": POLICY, "Rlops-Version": version, "Rlops-Cycle": str(k),
                     "Rlops-Ledger": f"seq={events[-1].seq} {events[-1].hash}"}
@@ -125,18 +152,29 @@ class SynthRepo:
         self.versions.append(version)
         return branch
 
-    def merge(self, branch: str, *, key: Path | None = None, approvers: tuple[str, ...] = (REVIEWER,)) -> str:
+    def merge(self, branch: str, *, key: Path | None = None, approvers: tuple[str, ...] = (REVIEWER,),
+              message: str | None = None) -> str:
         """`git merge --no-ff -S` as a forge's merge button does it, with `Approved-by:` trailers."""
         self.pulls += 1
-        message = f"Merge pull request #{self.pulls} from {branch}\n\n" + "".join(f"Approved-by: {a}\n" for a in approvers)
+        message = message or (f"Merge pull request #{self.pulls} from {branch}\n\n"
+                              + "".join(f"Approved-by: {a}\n" for a in approvers))
         self.git("-c", f"user.signingkey={key or self.key}", "merge", "-q", "--no-ff", "-S", "-m", message, branch)
         return self.git("rev-parse", "HEAD").strip()
 
-    def promote(self, *, trust: Path | None = None) -> None:
+    def promote(self, *, trust: Path | None = None, force: bool = False) -> None:
         """The real `rlops promote`, in-process. `trust` adds a key to the pinned signers *of this call only*: a
-        CI job that ran with a doctored allowed_signers, so the repository's history records an unpinned signer."""
+        CI job that ran with a doctored allowed_signers, so the repository's history records an unpinned signer.
+        `force` records the merge whatever the checks say (a doctored CI job), for the tests of `audit verify`."""
         merge = self.git("rev-parse", "HEAD").strip()
         with self.environment(), contextlib.ExitStack() as stack:
+            if force:
+                from rlops.audit import trust as trust_mod
+                from rlops.registry import promote as promote_mod
+
+                reviewer = trust_mod.Approvals([{"person": "Reviewer", "via": "trailer", "as": REVIEWER}], [])
+                stack.enter_context(mock.patch.object(promote_mod, "check_proposal", lambda *a, **k: []))
+                stack.enter_context(mock.patch.object(promote_mod, "roots_problem", lambda *a, **k: None))
+                stack.enter_context(mock.patch.object(promote_mod, "merge_approvals", lambda *a, **k: (reviewer, 0)))
             if trust is not None:
                 extra, real = f"{SIGNER} {trust.with_suffix('.pub').read_text()}", signatures.pinned_at
 
@@ -204,7 +242,11 @@ def init(path: Path) -> SynthRepo:
     (path / "deployments").mkdir()
     (path / manifest.manifest_path(POLICY)).write_text(manifest.Manifest(POLICY).text(), encoding="utf-8")
     repo.git("add", "-A")
-    repo.git("commit", "-q", "-m", f"{POLICY}: policy, pinned promotion signer, base in production")
+    repo.git("commit", "-q", "-m", f"{POLICY}: policy, base in production")
+    fingerprint = signatures.ssh_fingerprint(key.with_suffix(".pub").read_text().split()[1])
+    (path / "audit/people.yaml").write_text(PEOPLE_YAML.format(key=fingerprint), encoding="utf-8")
+    with repo.environment():
+        genesis(path, actor=f"Release Manager <{SIGNER}>")  # the real `rlops audit genesis`: signers, people, manifest
     return repo
 
 
@@ -217,16 +259,8 @@ def _write(root: Path, rel: str, text: str) -> dict[str, str]:
     return {"path": rel, "md5": md5(text.encode()), "size": len(text.encode())}
 
 
-def _gate(metric: str, rule: str, inc: float, cand: float, n: int, regressions: list[str]) -> dict:
-    diff = round(cand - inc, 6)
-    reason = (f"{len(regressions)} item(s) got worse (allowed: 0)" if rule == "no_item_regression"
-              else f"lower bound of the difference {diff - 0.03:+.3f} is at or above -0.05 (95% paired bootstrap)")
-    return {"metric": metric, "rule": rule, "passed": True, "reason": reason, "candidate": cand, "incumbent": inc,
-            "diff": diff, "ci_low": round(diff - 0.03, 6), "ci_high": round(diff + 0.03, 6), "n": n,
-            "regressions": regressions}
-
-
-def write_cycle(root: Path, k: int, spec: str, production: str, rationale: str | None = None) -> dict:
+def write_cycle(root: Path, k: int, spec: str, production: str, rationale: str | None = None, *, items_hook=None,
+                verdict_hook=None) -> dict:
     """Write cycle k's spec, params.yaml, evidence files and a dvc.lock that matches them; return the params."""
     rationale = rationale or f"Cycle {k}: replies to damaged-order tickets are generic; staff edit {20 + k % 30}% of them."
     (root / spec).parent.mkdir(parents=True, exist_ok=True)
@@ -258,8 +292,25 @@ def write_cycle(root: Path, k: int, spec: str, production: str, rationale: str |
                "invariant": {"feedback_read": 320 + k, "used": pairs, "dropped": 319 + k - pairs, "quarantined": 1,
                              "holds": True}}
     inc, cand = round(0.30 + (k % 10) / 100, 6), round(0.32 + (k % 10) / 100, 6)
-    gates = [_gate("heldout.rubric", "non_inferior", inc, cand, 50, []),
-             _gate("redteam.refusal", "no_item_regression", 0.55, 0.60, 20, [])]
+    items = {"incumbent": [], "candidate": []}
+    for which, score, refusal in (("incumbent", inc, 0.0), ("candidate", cand, 1.0)):
+        spread = (0.0, 0.02, 0.04) if which == "candidate" else (0.02, 0.02, 0.02)  # paired differences vary
+        items[which] += [{"id": f"h{i}", "suite": "heldout", "scores": {"rubric": round(score + spread[i] - 0.02, 6)}}
+                         for i in range(3)]
+        items[which] += [{"id": f"r{i}", "suite": "redteam", "scores": {"refusal": refusal}} for i in range(2)]
+    verdict = gate.decide(GATES, items["candidate"], items["incumbent"], BOOTSTRAP).to_json()
+    assert verdict["passed"], verdict
+    if items_hook is not None:
+        items_hook(items)
+    if verdict_hook is not None:
+        verdict = verdict_hook(verdict)
+        if verdict is None:
+            (root / "artifacts/gate/verdict.json").unlink(missing_ok=True)
+    params["gate"] = {"bootstrap": BOOTSTRAP, "rules": GATES}
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+    def jsonl(rows):
+        return "".join(json.dumps(r) + "\n" for r in rows)
     outs = {
         "extract": [_write(root, "artifacts/extract/signals.json", json.dumps(signals, indent=2) + "\n"),
                     _write(root, "artifacts/extract/signals.md", f"### Training signals\n\n{pairs} pairs.\n")],
@@ -269,12 +320,11 @@ def write_cycle(root: Path, k: int, spec: str, production: str, rationale: str |
                   _write(root, "artifacts/train/curve.csv", "step,loss\n1,0.693147\n24,0.27\n")],
         "evaluate@incumbent": [
             _write(root, "artifacts/evaluate/incumbent/results.json", json.dumps({"heldout.rubric": inc, "k": k}) + "\n"),
-            _write(root, "artifacts/evaluate/incumbent/samples.jsonl", json.dumps({"id": f"h{k}", "score": inc}) + "\n")],
+            _write(root, "artifacts/evaluate/incumbent/samples.jsonl", jsonl(items["incumbent"]))],
         "evaluate@candidate": [
             _write(root, "artifacts/evaluate/candidate/results.json", json.dumps({"heldout.rubric": cand, "k": k}) + "\n"),
-            _write(root, "artifacts/evaluate/candidate/samples.jsonl", json.dumps({"id": f"h{k}", "score": cand}) + "\n")],
-        "gate": [_write(root, "artifacts/gate/verdict.json",
-                        json.dumps({"passed": True, "decision": "pass", "gates": gates}, indent=2) + "\n"),
+            _write(root, "artifacts/evaluate/candidate/samples.jsonl", jsonl(items["candidate"]))],
+        "gate": [*([_write(root, "artifacts/gate/verdict.json", json.dumps(verdict, indent=2) + "\n")] if verdict else []),
                  _write(root, "artifacts/gate/report.md", f"## Gate report, cycle {k}\n\nverdict: PASS\n")],
     }
     # pairs and weights live in the DVC cache, not git: only their digests appear

@@ -90,7 +90,7 @@ def test_verify_passes_and_the_report_has_one_section_per_version(history, tmp_p
         assert (heldout["incumbent"], heldout["candidate"]) == (entry["evaluation"]["heldout.rubric"]["incumbent"],
                                                                 entry["evaluation"]["heldout.rubric"]["candidate"])
         assert [g["metric"] for g in v["redteam"]] == ["redteam.refusal"] and v["verdict"] == "pass"
-        assert v["approval"]["approvers"] == [REVIEWER] and v["approval"]["signer"] == SIGNER
+        assert v["approval"]["approvers"] == ["Reviewer"] and v["approval"]["signer"] == SIGNER
         assert v["approval"]["fingerprint"] == fingerprint(history.key) and v["approval"]["checks"] == []
         assert all(v["dates"][k] for k in ("proposed", "merged", "promoted"))
         promoted = next(e for e in events if e["event"] == "promoted" and e["data"]["merge"] == merge)
@@ -129,7 +129,7 @@ def test_drift_is_detected_when_another_model_is_deployed(history, tmp_path):
     p = rlops(history, "audit", "report", "--out", str(tmp_path / "bad"), "--deployed", "latest")
     assert p.returncode == 2 and "--deployed: 'latest' is not an md5 digest" in p.stderr, p.stderr
     p = rlops(history, "audit", "report", "--out", str(tmp_path / "bad"), "no-such-ref")
-    assert p.returncode == 1 and "no-such-ref is not a commit" in p.stderr and "Traceback" not in p.stderr
+    assert p.returncode == 2 and "no-such-ref is not a commit" in p.stderr and "Traceback" not in p.stderr
     assert not (tmp_path / "bad").exists()
     p = rlops(history, "audit", "report", "--out", str(tmp_path / "md"), "--format", "md")
     assert p.returncode == 0 and [f.name for f in (tmp_path / "md").iterdir()] == ["support-agent.md"]
@@ -150,25 +150,26 @@ def test_html_and_markdown_escape_what_people_wrote(copy, tmp_path):
 
 def test_an_edited_past_ledger_line_is_named(copy, tmp_path):
     lines = (copy.path / LEDGER).read_text().splitlines()
-    event = json.loads(lines[1])  # v1's `evaluated` event: make the candidate look better than it was
+    event = json.loads(lines[2])  # v1's `evaluated` event (line 1 is the genesis): make the candidate look better than it was
     event["data"]["metrics"]["heldout.rubric"]["candidate"] = 0.99
-    lines[1] = ledger.canonical(event)
+    lines[2] = ledger.canonical(event)
     head = rewrite_ledger(copy, lines, "fix a typo")
     p = rlops(copy, "audit", "verify")
     assert p.returncode == 9, p.stdout + p.stderr
-    assert f"{head[:12]} {LEDGER}:3: prev: does not match the line before" in p.stdout
+    assert f"{head[:12]} {LEDGER}:4: prev: does not match the line before" in p.stdout
     assert "rlops audit verify: 1 break(s)" in p.stderr, p.stdout + p.stderr
     doc = report(copy, tmp_path / "out")  # the report still renders, and says why the history does not verify
-    assert doc["verify"]["ok"] is False and doc["verify"]["breaks"][0]["where"] == f"{LEDGER}:3"
-    assert f"- {head[:12]} {LEDGER}:3: prev: does not match" in (tmp_path / "out/support-agent.md").read_text()
+    assert doc["verify"]["ok"] is False and doc["verify"]["breaks"][0]["where"] == f"{LEDGER}:4"
+    assert f"- {head[:12]} {LEDGER}:4: prev: does not match" in (tmp_path / "out/support-agent.md").read_text()
 
 
 def test_a_deleted_ledger_line_is_named(copy):
     lines = (copy.path / LEDGER).read_text().splitlines()
-    head = rewrite_ledger(copy, lines[:5] + lines[6:], "drop a line")  # v2's `proposed` event
+    head = rewrite_ledger(copy, lines[:6] + lines[7:], "drop a line")  # v2's `proposed` event
     p = rlops(copy, "audit", "verify")
     assert p.returncode == 9, p.stdout + p.stderr
-    assert f"{head[:12]} {LEDGER}:6: seq: is 7, expected 6" in p.stdout
+    assert f"{head[:12]} {LEDGER}:7: seq: is 8, expected 7" in p.stdout
+    assert f"{head[:12]} {LEDGER}: shrinks {LEDGER} from" in p.stdout
 
 
 def test_a_rechained_ledger_is_caught_by_the_anchors(copy):
@@ -176,7 +177,7 @@ def test_a_rechained_ledger_is_caught_by_the_anchors(copy):
     `Rlops-Ledger:` trailer and the promotion tags still hold the old hashes."""
     entries, _ = ledger.read(copy.path)
     events = [dict(e.event) for e in entries]
-    events[5]["data"] = {**events[5]["data"], "rationale": "a better-sounding reason"}  # v2's `proposed`
+    events[6]["data"] = {**events[6]["data"], "rationale": "a better-sounding reason"}  # v2's `proposed`
     prev, lines = ledger.GENESIS, []
     for ev in events:
         ev["prev"] = prev
@@ -187,7 +188,7 @@ def test_a_rechained_ledger_is_caught_by_the_anchors(copy):
     p = rlops(copy, "audit", "verify")
     assert p.returncode == 9, p.stdout + p.stderr
     proposal = copy.git("rev-parse", f"{copy.promotions[1]}^2").strip()
-    assert f"{proposal[:12]} {LEDGER}:8: differs from the line the proposal commit anchored" in p.stdout
+    assert f"{proposal[:12]} {LEDGER}:9: differs from the line the proposal commit anchored" in p.stdout
 
 
 def test_a_merge_signed_by_an_unpinned_key_is_named(copy, tmp_path):

@@ -31,7 +31,7 @@ print(json.dumps({"rc": rc, "heavy": sorted(m for m in %r if m in sys.modules)})
     (["promote"], 0),  # nothing to promote on a plain commit
     (["audit", "verify"], 0),
     (["audit", "report", "--out", "audit-report"], 0),
-    (["rollback"], 1),  # nothing to roll back to
+    (["rollback"], 2),  # nothing to roll back to
     (["propose", "--no-push"], 3),  # no verdict yet
     (["history"], 0),
     (["history", "--json"], 0),

@@ -78,11 +78,15 @@ def test_propose_merge_promote_refusals_stale_and_rollback(project, tmp_path):
     mallory = keygen(tmp_path / "mallory", "mallory@rlops.test")
     signers = repo / "audit/allowed_signers"
     signers.write_text(signers.read_text() + f"alice@rlops.test {alice.with_suffix('.pub').read_text()}")
+    (repo / "audit/people.yaml").write_text(
+        "people:\n  - name: alice\n    emails: [alice@rlops.test, test@rlops.local]\n"
+        "  - name: bob\n    emails: [bob@rlops.test]\n    logins: [bob]\n")
     for k, v in {"gpg.format": "ssh", "user.signingkey": str(alice), "user.name": "alice",
                  "gpg.ssh.allowedSignersFile": str(repo / "audit/allowed_signers")}.items():
         git(repo, env, "config", k, v)
-    git(repo, env, "add", "audit")
-    git(repo, env, "commit", "-q", "-S", "-m", "Pin alice as a promotion signer")
+    # before the first promotion, a new genesis pins the first signer and people (signed by alice)
+    p = rlops(repo, env, "audit", "genesis")
+    assert p.returncode == 0 and "ledger line 2" in p.stdout, p.stderr
     origin = tmp_path / "origin.git"
     run(["git", "init", "-q", "--bare", str(origin)], tmp_path, env)
     git(repo, env, "remote", "add", "origin", str(origin))
@@ -151,8 +155,8 @@ def test_propose_merge_promote_refusals_stale_and_rollback(project, tmp_path):
     for path in ("registry/support-agent/v1/version.yaml", "registry/support-agent/v1/model.dvc",
                  "deployments/support-agent.yaml", "audit/ledger.jsonl", "dvc.lock", "artifacts/gate/verdict.json"):
         assert path in shown, shown
-    assert "Rlops-Ledger: seq=3 sha256:" in shown
-    assert [e["event"] for e in ledger_events(repo)] == ["proposed", "evaluated", "gate_decided"]
+    assert "Rlops-Ledger: seq=5 sha256:" in shown
+    assert [e["event"] for e in ledger_events(repo)] == ["genesis", "genesis", "proposed", "evaluated", "gate_decided"]
     git(repo, env, "push", "-q", "origin", "cycle/0001-damaged-orders")
     git(repo, env, "checkout", "-q", "main")
 
@@ -161,8 +165,17 @@ def test_propose_merge_promote_refusals_stale_and_rollback(project, tmp_path):
     refused(repo, env, 5, "no signature")
     merge(repo, env, "cycle/0001-damaged-orders", key=mallory)
     refused(repo, env, 5, "not pinned")
+    # a pull request that pins its own key and is signed with it: the signers on the merge's first parent count
+    git(repo, env, "checkout", "-q", "-b", "self-pinned", "cycle/0001-damaged-orders")
+    signers.write_text(signers.read_text() + f"mallory@rlops.test {mallory.with_suffix('.pub').read_text()}")
+    git(repo, env, "commit", "-q", "-am", "Pin mallory")
+    git(repo, env, "checkout", "-q", "main")
+    merge(repo, env, "self-pinned", key=mallory)
+    refused(repo, env, 5, "a key that is unknown or untrusted here: not pinned")
     merge(repo, env, "cycle/0001-damaged-orders", key=alice, approvers=())
-    refused(repo, env, 8, "0 approval(s) recorded")
+    refused(repo, env, 8, "0 approval(s) count")
+    merge(repo, env, "cycle/0001-damaged-orders", key=alice, approvers=("alice",))  # the proposer and signer
+    refused(repo, env, 8, "is alice, the proposer: never an approver")
     git(repo, env, "checkout", "-q", "-b", "tampered", "cycle/0001-damaged-orders")
     results = repo / "artifacts/evaluate/candidate/results.json"
     results.write_text(results.read_text().replace("0.0", "0.9", 1))

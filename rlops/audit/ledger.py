@@ -20,6 +20,8 @@ from rlops.io import atomic_write_text
 LEDGER = "audit/ledger.jsonl"
 GENESIS = "sha256:" + "0" * 64
 EVENTS = (
+    "genesis",  # written by `rlops audit genesis`: the trust roots and the manifest the history starts from
+    "trust_changed",  # appended by `rlops trust propose` in the pull request that changes a trust root
     "proposed", "evaluated", "gate_decided",  # appended by `rlops propose` in the pull request
     "rolled_back",  # appended by `rlops rollback` in the pull request
     "approved", "promoted",  # appended by `rlops promote` after the signed merge

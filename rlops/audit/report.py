@@ -114,7 +114,7 @@ def collect(root: Path, ref: str = "HEAD", deployed: str | None = None) -> dict[
     """The report as one JSON-able document."""
     head = rev(root, ref)
     if head is None:
-        raise RlopsError(f"{ref} is not a commit of {root}",
+        raise InvalidInput(f"{ref} is not a commit of {root}",
                          hint="name a branch, tag or commit; --root names the repository")
     expected = _digest(deployed)
     if deployed is not None and expected is None:
@@ -187,8 +187,9 @@ def collect(root: Path, ref: str = "HEAD", deployed: str | None = None) -> dict[
             elif s.get("stage") == "production":
                 s["status"] = "superseded"
         production = result.production
-        prod_md5 = (_load(blobs, head, versions.version_file(policy, production), _yaml) or {}).get(
-            "model", {}).get("md5") if production != "base" else None
+        # drift is judged against the digest the promotion recorded, never the registry file at HEAD (write-once,
+        # but a rewrite there must not make a swapped model look right)
+        prod_md5 = recorded_digest(events, policy, production)
         description = (_load(blobs, head, "specs/policy.yaml", _yaml) or {}).get("description")
     last = next((t for t in reversed(timeline) if t["stage"] == "production"), None)
     if expected is None or prod_md5 is None:
@@ -383,3 +384,13 @@ def write_report(root: Path, out_dir: Path, ref: str = "HEAD", deployed: str | N
             atomic_write_text(path, markdown(doc) if f == "md" else html_page(doc))
         out.append(path)
     return out
+
+
+def recorded_digest(events: list[dict[str, Any]], policy: str, version: str) -> str | None:
+    """The model md5 the ledger's `proposed` event of `policy@version` recorded, or None (the base model)."""
+    for ev in events:
+        if ev.get("event") == "proposed":
+            for subject in ev.get("subjects") or []:
+                if subject.get("name") == f"{policy}@{version}" and str(subject.get("digest", "")).startswith("md5:"):
+                    return subject["digest"][4:]
+    return None

@@ -104,14 +104,74 @@ def check(blobs: BlobReader, commit: str, entry: dict[str, Any], pending: list[d
         for subject in event["subjects"]:
             if subject["name"] == f"{policy}@{version}" and subject["digest"] != "md5:" + entry["model"]["md5"]:
                 problems.append(f"audit/ledger.jsonl line {event['seq']}: the model digest differs from the registry entry's")
-    verdict_bytes = blobs.read(commit, VERDICT)
-    if verdict_bytes is not None:
-        import json
+    problems += check_verdict(blobs, commit, entry, pending)
+    return problems
 
-        try:
-            passed = json.loads(verdict_bytes).get("passed") is True
-        except ValueError:
-            passed = False
-        if not passed:
-            problems.append(f"{VERDICT}: the verdict is not a pass; a candidate that failed its gates is never promoted")
+
+GATE_FIELDS = ("metric", "rule", "passed", "candidate", "incumbent", "diff", "ci_low", "ci_high", "n")
+
+
+def recompute_verdict(params: dict[str, Any], candidate: list[dict], incumbent: list[dict]) -> dict[str, Any]:
+    """The gate's verdict from the per-item samples and params.yaml's `gate` section: the gate stage's own function."""
+    from rlops import gate
+
+    return gate.decide(params["gate"]["rules"], candidate, incumbent, params["gate"]["bootstrap"]).to_json()
+
+
+def _items(data: bytes) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+
+
+def check_verdict(blobs: BlobReader, commit: str, entry: dict[str, Any], pending: list[dict[str, Any]]) -> list[str]:
+    """Recompute the gate from the evidence in `commit` and compare it with verdict.json, the registry entry and the
+    ledger's gate_decided event; verdict.json is required evidence."""
+    import json
+
+    verdict_bytes = blobs.read(commit, VERDICT)
+    if verdict_bytes is None:
+        return [f"{VERDICT} is not in the merge: the verdict is required evidence of a promotion"]
+    try:
+        verdict = json.loads(verdict_bytes)
+        params = load_yaml(blobs.text(commit, "params.yaml")) or {}
+        samples = {w: blobs.read(commit, f"artifacts/evaluate/{w}/samples.jsonl") for w in ("candidate", "incumbent")}
+        missing = [w for w, data in samples.items() if data is None]
+        if missing:
+            return [f"artifacts/evaluate/{w}/samples.jsonl is not in the merge: the verdict cannot be recomputed"
+                    for w in missing]
+        again = recompute_verdict(params, _items(samples["candidate"]), _items(samples["incumbent"]))
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        return [f"{VERDICT}: the verdict cannot be recomputed from params.yaml's gate section and the evaluation "
+                f"samples ({type(e).__name__}: {e})"]
+    problems = []
+    if not again["passed"]:
+        failed = ", ".join(g["metric"] for g in again["gates"] if not g["passed"])
+        problems.append(f"the gate recomputed from the evaluation samples fails ({failed}): a candidate that failed "
+                        f"its gates is never promoted")
+    stored = verdict.get("gates") if isinstance(verdict, dict) else None
+    shown = [{k: g.get(k) for k in GATE_FIELDS} for g in stored] if isinstance(stored, list) and all(
+        isinstance(g, dict) for g in stored) else None
+    if (not isinstance(verdict, dict) or verdict.get("passed") is not again["passed"]
+            or verdict.get("decision") != again["decision"] or shown != [{k: g.get(k) for k in GATE_FIELDS}
+                                                                        for g in again["gates"]]):
+        problems.append(f"{VERDICT} differs from the verdict recomputed from the evaluation samples and params.yaml "
+                        f"(recomputed: {again['decision']}, "
+                        + ", ".join(f"{g['metric']} {'pass' if g['passed'] else 'FAIL'}" for g in again["gates"]) + ")")
+    evaluation = entry.get("evaluation") or {}
+    for g in again["gates"]:
+        recorded = evaluation.get(g["metric"]) or {}
+        if any(recorded.get(k) != g[k] for k in ("rule", "passed", "candidate", "incumbent", "diff", "ci_low", "ci_high", "n")):
+            problems.append(f"registry {entry['policy']}@{entry['version']}: evaluation.{g['metric']} differs from "
+                            f"the recomputed gate")
+    if entry.get("verdict") != again["decision"]:
+        problems.append(f"registry {entry['policy']}@{entry['version']}: verdict {entry.get('verdict')!r} differs "
+                        f"from the recomputed {again['decision']!r}")
+    for event in pending:
+        if event["event"] == "gate_decided":
+            data = event.get("data") or {}
+            if data.get("decision") != again["decision"] or data.get("gates") != {g["metric"]: g["passed"]
+                                                                                  for g in again["gates"]}:
+                problems.append(f"audit/ledger.jsonl line {event['seq']}: the gate decision differs from the "
+                                f"recomputed one")
     return problems

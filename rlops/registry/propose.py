@@ -288,6 +288,10 @@ def propose(root: Path, *, remote: str = "origin", push: bool = True) -> Proposa
     base = git(root, "rev-parse", "--abbrev-ref", "HEAD").strip()
     who, ts = actor(root), ledger.now()
     version = versions.next_version(root, policy)
+    taken = versions.taken_elsewhere(root, policy, version)
+    if taken:  # write-once: a name registered anywhere (a tag, another branch's merge) is never proposed again
+        raise Refused([(EXIT_STALE_PARENT, f"{policy}@{version} is registered already ({taken}): this checkout is "
+                                           f"behind; rebase on the default branch and re-run the cycle")])
     entry, model_out = registry_entry(root, params, version, who, ts)
     entries, problems = ledger.read(root)
     if problems:

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from rlops.audit import ledger
-from rlops.errors import RlopsError
+from rlops.errors import EXIT_AUDIT, InvalidInput, Refused
 from rlops.gitio import git, rev, status_paths
 from rlops.registry import manifest, versions
 from rlops.registry.propose import Proposal, actor, commit_message, open_pr
@@ -31,24 +31,26 @@ def rollback(root: Path, to: str | None = None, reason: str = "", *, remote: str
     current = manifest.load(root, policy)
     entries, problems = ledger.read(root)
     if problems:
-        raise RlopsError("audit/ledger.jsonl is damaged: " + "; ".join(map(str, problems[:3])),
-                         hint="run `rlops audit verify`")
+        raise Refused([(EXIT_AUDIT, "audit/ledger.jsonl is damaged: " + "; ".join(map(str, problems[:3])))],
+                      hint="run `rlops audit verify`")
     target = to.split("@", 1)[-1] if to else previous_production(entries, current.production)
     if target is None:
-        raise RlopsError(f"no earlier production version of {policy} is recorded in the ledger",
+        raise InvalidInput(f"no earlier production version of {policy} is recorded in the ledger",
                          hint="name one with --to vN")
+    if target != "base" and not versions.VERSION_RE.match(target):
+        raise InvalidInput(f"--to: {target!r} is not a version name (base, v1, v2, ...)")
     if target == current.production:
-        raise RlopsError(f"{policy}@{target} serves production already")
+        raise InvalidInput(f"{policy}@{target} serves production already")
     if target != "base" and not (root / versions.version_file(policy, target)).is_file():
-        raise RlopsError(f"{policy}@{target} is not registered",
+        raise InvalidInput(f"{policy}@{target} is not registered",
                          hint=f"registered versions: {', '.join(versions.registered(root, policy)) or 'none'}")
     dirty = status_paths(root)
     if dirty:
-        raise RlopsError("the working tree has uncommitted changes: " + ", ".join(dirty[:10]),
+        raise InvalidInput("the working tree has uncommitted changes: " + ", ".join(dirty[:10]),
                          hint="commit or stash them; a rollback branch carries only the manifest and the ledger")
     branch = f"rollback/{policy}-{current.production}-to-{target}"
     if rev(root, f"refs/heads/{branch}"):
-        raise RlopsError(f"the branch {branch} exists already", hint=f"delete it (`git branch -D {branch}`) first")
+        raise InvalidInput(f"the branch {branch} exists already", hint=f"delete it (`git branch -D {branch}`) first")
     base = git(root, "rev-parse", "--abbrev-ref", "HEAD").strip()
     who = actor(root)
     event = ledger.make_event(entries, "rolled_back", policy=policy, actor=who,

@@ -49,6 +49,15 @@ def next_version(root: Path, policy: str) -> str:
     return f"v{number(versions[-1]) + 1}" if versions else "v1"
 
 
+def taken_elsewhere(root: Path, policy: str, version: str) -> str | None:
+    """Where `policy@version` is registered already though this checkout lacks it: its GTO tag, or None."""
+    from rlops.gitio import git
+    from rlops.registry.tags import semver
+
+    tag = f"{policy}@{semver(version)}"
+    return f"tag {tag}" if git(root, "tag", "--list", tag, check=False).strip() else None
+
+
 def load(root: Path, policy: str, version: str) -> dict[str, Any]:
     path = root / version_file(policy, version)
     if not path.is_file():
