@@ -15,12 +15,14 @@ reports every field at once, the defaults and the JSON Schema. Light: pydantic a
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import textwrap
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from rlops.errors import Problem
 
@@ -146,8 +148,42 @@ class ExtractSettings(Section):
     def _below_good(cls, value: float, info: ValidationInfo) -> float:
         good = info.data.get("rating_good_min")
         if good is not None and not value < good:
-            raise ValueError(f"{value} must be below rating_good_min ({good}): ratings between them are dropped")
+            raise cross_field(f"{value} must be below rating_good_min ({good}): ratings between them are dropped")
         return value
+
+
+def cross_field(message: str) -> PydanticCustomError:
+    """A problem between settings, which a JSON Schema cannot express: `rlops validate` reports these itself."""
+    return PydanticCustomError("cross_field", message)
+
+
+# ---- data ---------------------------------------------------------------------------------------------------------
+
+class Window(Section):
+    """Feedback events count when their date (UTC) is within [from, to], both days inclusive."""
+
+    start: dt.date = Field(alias="from", description="The first day, YYYY-MM-DD.")
+    end: dt.date = Field(alias="to", description="The last day, YYYY-MM-DD.")
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _day(cls, value: Any) -> dt.date:
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):  # a time makes "whole day" ambiguous
+            return value
+        try:
+            return dt.date.fromisoformat(value) if isinstance(value, str) else None  # type: ignore[return-value]
+        except ValueError:
+            pass
+        raise ValueError(f"must be a date YYYY-MM-DD, not {value!r}")
+
+    @model_validator(mode="after")
+    def _in_order(self) -> Window:
+        if self.start > self.end:
+            raise cross_field(f"the window starts ({self.start}) after it ends ({self.end}); swap from and to")
+        return self
+
+    def contains(self, when: dt.datetime) -> bool:
+        return self.start <= when.astimezone(dt.timezone.utc).date() <= self.end
 
 
 # ---- evaluate, train, runtime --------------------------------------------------------------------------------
@@ -212,26 +248,36 @@ SECTIONS: dict[str, type[Section]] = {"extract": ExtractSettings, "evaluate": Ev
 
 # ---- validation -------------------------------------------------------------------------------------------------
 
+def problems(model: type[Section], values: Any) -> list[tuple[tuple, str, str]]:
+    """Every problem of `values` as `model`: (path inside the section, pydantic's error type, message)."""
+    if not isinstance(values, Mapping):
+        return [((), "mapping", f"must be a mapping, not {values!r}")]
+    try:
+        model.model_validate(dict(values))
+        return []
+    except ValidationError as e:
+        return [(path(err["loc"]), err["type"], explain(err)) for err in e.errors()]
+
+
 def check(model: type[Section], values: Any, file: str, prefix: str) -> tuple[Section | None, list[Problem]]:
     """`values` as `model`, or every problem, each named `prefix.field` in rlops' words."""
-    if not isinstance(values, Mapping):
-        return None, [Problem(file, None, prefix, f"must be a mapping, not {values!r}")]
-    try:
-        return model.model_validate(dict(values)), []
-    except ValidationError as e:
-        return None, [Problem(file, None, field_name(prefix, err["loc"]), explain(err)) for err in e.errors()]
+    found = problems(model, values)
+    if found:
+        return None, [Problem(file, None, field_name(prefix, loc), message) for loc, _, message in found]
+    return model.model_validate(dict(values)), []
+
+
+def path(loc: tuple) -> tuple:
+    """pydantic's error location as a path of keys and indexes; the names of union branches it tried dropped."""
+    return tuple(p for p in loc if isinstance(p, int) or not (p.startswith(("literal[", "list[", "int", "str",
+                                                                              "float", "bool")) or "[" in p))
 
 
 def field_name(prefix: str, loc: tuple) -> str:
-    """pydantic's error location as a params path: signals.1 -> signals[1]; union branch names dropped."""
+    """A path as params writes it: ("signals", 1) under extract -> extract.signals[1]."""
     out = prefix
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part.startswith(("literal[", "list[", "int", "str", "float", "bool")) or "[" in part:
-            continue  # which branch of a union pydantic tried
-        else:
-            out += f".{part}"
+    for part in path(loc):
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
     return out
 
 
@@ -262,6 +308,8 @@ def explain(err: Mapping[str, Any]) -> str:
         return f"must not be empty, not {value!r}"
     if kind == "value_error":
         return str(ctx.get("error", err["msg"]))
+    if kind == "cross_field":
+        return err["msg"]
     return f"{err['msg']}, not {value!r}"
 
 
