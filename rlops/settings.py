@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import textwrap
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
@@ -24,9 +25,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from rlops.errors import Problem
+from rlops.errors import InvalidInput, Problem
 
 SIGNALS = ("edit", "pairwise", "ranking", "rating", "implicit", "outcome", "judge")
+DEVICE_PATTERN = r"^(cpu|cuda|cuda:[0-9]+|mps)$"
 MEMORY_PATTERN = r"^[1-9][0-9]*(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"
 # TRL 1.16 DPOConfig.loss_type's documented values; tests/test_plan.py keeps this in sync with the installed trl.
 DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
@@ -129,11 +131,18 @@ class ExtractSettings(Section):
         "jsonl", title="Output format",
         description="jsonl or parquet (smaller for large sets); the train stage reads either.")
     memory_limit: str = Field(
-        "512MB", pattern=MEMORY_PATTERN, title="Memory limit",
+        "512MB", json_schema_extra={"pattern": MEMORY_PATTERN}, title="Memory limit",
         description="DuckDB's memory limit for the extract stage, e.g. 512MB; beyond it DuckDB spills to a scratch "
                     "folder.")
     threads: int | None = Field(None, ge=1, title="Threads",
                                 description="DuckDB threads for the extract stage; null for all cores.")
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        if not re.match(MEMORY_PATTERN, value):
+            raise ValueError(f"must be a size such as 512MB or 2GB, not {value!r}")
+        return value
 
     @field_validator("signals")
     @classmethod
@@ -213,8 +222,8 @@ class DPOSettings(Section):
 
     method: Literal["dpo"] = Field("dpo", description="The training method.")
     beta: float = Field(0.1, gt=0, description="Strength of the KL anchor to the parent.")
-    loss_type: Literal[DPO_LOSS_TYPES] | list[Literal[DPO_LOSS_TYPES]] = Field(  # type: ignore[valid-type]
-        "sigmoid", description="TRL's DPO loss, or a list of them (e.g. [sigmoid, sft]).")
+    loss_type: str | list[str] = Field(
+        "sigmoid", description=f"TRL's DPO loss, or a list of them (e.g. [sigmoid, sft]): {', '.join(DPO_LOSS_TYPES)}.")
     learning_rate: float = Field(1.0e-4, gt=0, description="LoRA adapters take a higher rate than full fine-tuning.")
     max_steps: int = Field(40, ge=1, description="Optimizer steps.")
     per_device_train_batch_size: int = Field(4, ge=1, description="Pairs per device per step.")
@@ -227,19 +236,29 @@ class DPOSettings(Section):
 
     @field_validator("loss_type")
     @classmethod
-    def _not_empty(cls, value: Any) -> Any:
-        if value == []:
-            raise ValueError("an empty list is not a DPO loss type")
+    def _known_loss(cls, value: str | list[str]) -> str | list[str]:
+        given = value if isinstance(value, list) else [value]
+        unknown = [v for v in given if v not in DPO_LOSS_TYPES]
+        if unknown or not given:
+            raise ValueError(f"{', '.join(map(repr, unknown)) or 'an empty list'} is not a DPO loss type; "
+                             f"use one of: {', '.join(DPO_LOSS_TYPES)} (or a list of them)")
         return value
 
 
 class RuntimeSettings(Section):
     """Where training and evaluation run (pipelines/conf/runtime/<name>.yaml, chosen with `runtime=NAME`)."""
 
-    device: str = Field("cpu", pattern=r"^(cpu|cuda|cuda:[0-9]+|mps)$", description="cpu, cuda, cuda:N or mps.")
+    device: str = Field("cpu", json_schema_extra={"pattern": DEVICE_PATTERN}, description="cpu, cuda, cuda:N or mps.")
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="fp32, bf16 or fp16.")
     threads: int | None = Field(None, ge=1, description="Torch threads; null = torch's default.")
     launcher: str = Field("python", min_length=1, description="How dvc.yaml starts the train stage.")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not re.match(DEVICE_PATTERN, value):
+            raise ValueError(f"must be cpu, cuda, cuda:N or mps, not {value!r}")
+        return value
 
 
 SECTIONS: dict[str, type[Section]] = {"extract": ExtractSettings, "evaluate": EvaluateSettings,
@@ -267,6 +286,18 @@ def check(model: type[Section], values: Any, file: str, prefix: str) -> tuple[Se
     return model.model_validate(dict(values)), []
 
 
+def read(model: type[Section], values: Any, section: str, hint: str) -> Any:
+    """A params.yaml section as its typed model. Every key must be there (`rlops plan` writes each one from
+    pipelines/conf, which is generated from the model): a missing key means a stale or hand-edited params.yaml."""
+    found = [Problem("params.yaml", None, f"{section}.{k}", "missing") for k, f in model.model_fields.items()
+             if isinstance(values, Mapping) and (f.alias or k) not in values]
+    typed, wrong = check(model, values, "params.yaml", section)
+    found += wrong
+    if found:
+        raise InvalidInput(sorted(found, key=lambda p: p.field), hint=hint)
+    return typed
+
+
 def path(loc: tuple) -> tuple:
     """pydantic's error location as a path of keys and indexes; the names of union branches it tried dropped."""
     return tuple(p for p in loc if isinstance(p, int) or not (p.startswith(("literal[", "list[", "int", "str",
@@ -287,7 +318,7 @@ def explain(err: Mapping[str, Any]) -> str:
     if kind == "missing":
         return "missing"
     if kind == "extra_forbidden":
-        return "unknown setting"
+        return "unknown setting; check its spelling against pipelines/conf/ and the README's settings tables"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         bound = {"greater_than": "greater than", "greater_than_equal": "at least", "less_than": "less than",
                  "less_than_equal": "at most"}[kind]

@@ -196,8 +196,9 @@ def _cycle_semantics(loaded: Loaded, path: Path, root: Path) -> list[Problem]:
     extract = _get(data, "extract")
     given = extract if isinstance(extract, dict) else {}
     for path, kind, message in settings.problems(settings.ExtractSettings, {**_conf_extract(root), **given}):
-        if kind == "cross_field" and given:  # placed at the key when the spec sets it, else at its extract
-            problems.append(_at(loaded, ("extract", *path) if path[:1] and path[0] in given else ("extract",), message))
+        if kind == "cross_field" and given:  # on the key's line when the spec sets it, else on its extract's
+            line = loaded.line(("extract", *path) if path[:1] and path[0] in given else ("extract",))
+            problems.append(Problem(loaded.file, line, field_path(("extract", *path)), message))
     window = _get(data, "feedback", "window")
     for path, kind, message in settings.problems(settings.Window, window) if isinstance(window, dict) else []:
         if kind == "cross_field":
