@@ -8,6 +8,8 @@ From these models come (`python -m rlops.regenerate` writes them; tests/test_set
 | `EvaluateSettings` | `evaluate`          | `pipelines/conf/evaluate/default.yaml`, the README table                    |
 | `DPOSettings`      | `train` (dpo)       | `pipelines/conf/method/dpo.yaml`, the README table                          |
 | `RuntimeSettings`  | `runtime`           | the README table (the values differ per runtime file, so those are hand-written) |
+| `BootstrapSettings`| `gate.bootstrap`    | `pipelines/conf/config.yaml`'s gate.bootstrap block, the README table       |
+| `Window`           | `data.window`       | (the spec's feedback.window; checked by `rlops validate` and the extract stage) |
 
 Pydantic, as the component registry (rlops/components.py) already chose: one model gives strict validation that
 reports every field at once, the defaults and the JSON Schema. Light: pydantic and the standard library only.
@@ -261,8 +263,14 @@ class RuntimeSettings(Section):
         return value
 
 
-SECTIONS: dict[str, type[Section]] = {"extract": ExtractSettings, "evaluate": EvaluateSettings,
-                                      "train (dpo)": DPOSettings, "runtime": RuntimeSettings}
+class BootstrapSettings(Section):
+    """The gate's paired bootstrap over evaluation items (`gate.bootstrap`); each gate rule's own settings are its
+    component's model (rlops/gates/)."""
+
+    samples: int = Field(2000, ge=1, description="Bootstrap resamples of the paired per-item differences.")
+    confidence: float = Field(0.95, gt=0, lt=1, description="One-sided confidence of the bound a rule compares; "
+                                                              "a gate's own confidence wins.")
+    seed: int = Field(0, ge=0, description="Seed of the resampling, so a verdict is reproducible.")
 
 
 # ---- validation -------------------------------------------------------------------------------------------------
@@ -402,7 +410,6 @@ def conf_files() -> dict[str, str]:
 
 
 CONFIG_FILE = "pipelines/conf/config.yaml"
-BEGIN, END = "# <generated: extract>", "# </generated: extract>"
 
 
 def replace_between(text: str, begin: str, end: str, block: str, file: str) -> str:
@@ -416,9 +423,16 @@ def replace_between(text: str, begin: str, end: str, block: str, file: str) -> s
     return head + block + text[text.rindex("\n", 0, stop) + 1:]
 
 
+# config.yaml's generated blocks: (name in the markers, model, indent); the rest of the file is hand-written
+CONFIG_BLOCKS = (("extract", ExtractSettings, "  "), ("gate.bootstrap", BootstrapSettings, "    "))
+
+
 def config_text(text: str) -> str:
-    """config.yaml with its extract block regenerated (the rest is hand-written: the defaults list, gate, ...)."""
-    return replace_between(text, BEGIN, END, yaml_block(ExtractSettings, "  "), CONFIG_FILE)
+    """config.yaml with each generated block regenerated (the defaults list, the rule defaults, ... are kept)."""
+    for name, model, indent in CONFIG_BLOCKS:
+        text = replace_between(text, f"# <generated: {name}>", f"# </generated: {name}>", yaml_block(model, indent),
+                               CONFIG_FILE)
+    return text
 
 
 def _range(schema: Mapping[str, Any]) -> str:
@@ -462,7 +476,7 @@ def readme_table(model: type[Section]) -> str:
 
 
 README_TABLES = {"extract": ExtractSettings, "evaluate": EvaluateSettings, "train-dpo": DPOSettings,
-                 "runtime": RuntimeSettings}
+                 "runtime": RuntimeSettings, "gate-bootstrap": BootstrapSettings}
 
 
 def readme_text(text: str) -> str:

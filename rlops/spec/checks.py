@@ -61,9 +61,11 @@ def params_problems(params: dict[str, Any], root: Path, where: Where) -> list[Pr
     # every section's settings, checked by its model (rlops/settings.py), each problem placed where its value came from
     models = [("extract", settings.ExtractSettings), ("evaluate", settings.EvaluateSettings),
               ("runtime", settings.RuntimeSettings)] + ([("train", settings.DPOSettings)] if method == "dpo" else [])
-    for section, model in models:
-        for path, _, message in settings.problems(model, params.get(section)):
-            bad((section, *path), message)
+    gate = params.get("gate") if isinstance(params.get("gate"), dict) else {}
+    for section, model, values in [(s, m, params.get(s)) for s, m in models] + [
+            ("gate", settings.BootstrapSettings, gate.get("bootstrap"))]:
+        for path, _, message in settings.problems(model, values):
+            bad((section, *(("bootstrap",) if model is settings.BootstrapSettings else ()), *path), message)
 
     data = params.get("data") if isinstance(params.get("data"), dict) else {}
     for stream in ("interactions", "feedback"):  # the spec's paths are checked with the spec; these came later
