@@ -24,9 +24,10 @@ import textwrap
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from rlops.components import Settings
 from rlops.errors import InvalidInput, Problem
 
 SIGNALS = ("edit", "pairwise", "ranking", "rating", "implicit", "outcome", "judge")
@@ -37,10 +38,8 @@ DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "
                   "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm")
 
 
-class Section(BaseModel):
-    """Base of every params section: strict types (no "1" for 1), no unknown keys, frozen."""
-
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+# every params section's base is the components' settings base: strict types (no "1" for 1), no unknown keys, frozen
+Section = Settings
 
 
 # ---- extract ---------------------------------------------------------------------------------------------------
