@@ -253,12 +253,12 @@ def with_components(name: str, schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def schema_text(name: str, text: str) -> str:
-    """The schema's text with each derived part rewritten from the registry; the rest is kept byte for byte, so
-    the file stays readable and other edits to it merge."""
+def schema_text(name: str, text: str, parts: Mapping[tuple[str, ...], dict[str, Any]] | None = None) -> str:
+    """The schema's text with each derived part (the registry's, or `parts`) rewritten; the rest is kept byte for
+    byte, so the file stays readable and other edits to it merge."""
     import json
 
-    for path, part in derived_parts(name).items():
+    for path, part in (derived_parts(name) if parts is None else parts).items():
         start = 0
         for key in path:  # each key's first occurrence after its parent's (the schema's keys are written in order)
             start = text.index(f'"{key}": ', start)

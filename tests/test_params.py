@@ -29,11 +29,13 @@ def test_committed_params_read_into_typed_objects():
 def test_dpo_params_report_unknown_missing_and_bad_values():
     train = {k: v for k, v in PARAMS["train"].items() if k != "beta"} | {"betta": 0.2}
     assert messages(lambda: DPOParams.from_mapping(train)) == [
-        "params.yaml: train.beta: missing", "params.yaml: train.betta: unknown setting for dpo"]
+        "params.yaml: train.beta: missing",
+        "params.yaml: train.betta: unknown setting; check its spelling against pipelines/conf/ and the README's "
+        "settings tables"]
     bad = PARAMS["train"] | {"max_steps": 0, "learning_rate": -1}
     assert messages(lambda: DPOParams.from_mapping(bad)) == [
-        "params.yaml: train.learning_rate: -1 must be a positive number",
-        "params.yaml: train.max_steps: 0 must be a positive integer"]
+        "params.yaml: train.learning_rate: must be greater than 0, not -1",
+        "params.yaml: train.max_steps: must be at least 1, not 0"]
 
 
 def test_a_hand_edited_loss_type_is_refused_by_field_not_by_trl():
@@ -46,11 +48,12 @@ def test_a_hand_edited_loss_type_is_refused_by_field_not_by_trl():
 def test_eval_and_runtime_params_report_every_problem():
     ev = {k: v for k, v in PARAMS["evaluate"].items() if k != "suites"} | {"batch_size": "8", "limit": 0}
     assert messages(lambda: EvalParams.from_mapping(ev)) == [
-        "params.yaml: evaluate.batch_size: '8' must be a positive integer",
-        "params.yaml: evaluate.limit: 0 must be null or a positive integer",
+        "params.yaml: evaluate.batch_size: must be a whole number, not '8'",
+        "params.yaml: evaluate.limit: must be at least 1, not 0",
         "params.yaml: evaluate.suites: missing"]
-    assert messages(lambda: Runtime.from_mapping({"device": "tpu", "precision": "fp8", "threads": None})) == [
+    assert messages(lambda: Runtime.from_mapping({"device": "tpu", "precision": "fp32", "threads": None})) == [
+        "params.yaml: runtime.device: must be cpu, cuda, cuda:N or mps, not 'tpu'",
         "params.yaml: runtime.launcher: missing"]
     assert messages(lambda: Runtime.from_mapping(PARAMS["runtime"] | {"device": "tpu", "precision": "fp8"})) == [
-        "params.yaml: runtime.device: must be cpu, cuda, cuda:N or mps",
-        "params.yaml: runtime.precision: must be one of fp32, bf16, fp16"]
+        "params.yaml: runtime.device: must be cpu, cuda, cuda:N or mps, not 'tpu'",
+        "params.yaml: runtime.precision: must be one of 'fp32', 'bf16' or 'fp16', not 'fp8'"]

@@ -86,7 +86,10 @@ def test_unknown_override_key_and_group_option_are_clear_errors(project, capsys)
     assert "train.betta: no such setting" in err and "beta" in err and "Traceback" not in err
     assert plan(repo, SPEC, "+extra.key=1") == 2
     assert "extra.key: no such section" in capsys.readouterr().err
-    assert plan(repo, SPEC, "+train.new_key=1") == 0  # `+` adds a key inside a known section
+    assert plan(repo, SPEC, "+model.config.new_key=1") == 0  # `+` adds a key inside a known section
+    # ... but not one its settings model lacks: the train stage would refuse it, so plan does (rlops/settings.py)
+    assert plan(repo, SPEC, "+train.new_key=1") == 2
+    assert "command line: train.new_key: unknown setting" in capsys.readouterr().err
     assert plan(repo, SPEC, "model=huge") == 2
     err = capsys.readouterr().err
     assert "model" in err and "tiny" in err and "Traceback" not in err

@@ -9,36 +9,22 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rlops.errors import InvalidInput, Problem
+from rlops import settings
 from rlops.evaluate.suites import load_suite, task_config
 from rlops.io import atomic_write_json, atomic_write_lines
-from rlops.params import build, key_problems, positive_int_problems
 from rlops.train.runtime import Runtime
 
 
-@dataclass(frozen=True)
-class EvalParams:
-    """The `evaluate` section of params.yaml (defaults: pipelines/conf/evaluate/default.yaml)."""
-
-    suites_dir: str
-    suites: list[str]
-    batch_size: int
-    max_new_tokens: int
-    limit: int | None  # first N items of each suite; None = all
-    chat_template: bool
+class EvalParams(settings.EvaluateSettings):
+    """The `evaluate` section of params.yaml, typed (declared in rlops/settings.py)."""
 
     @classmethod
     def from_mapping(cls, m: dict[str, Any]) -> "EvalParams":
-        problems = key_problems(cls, "evaluate", m) + positive_int_problems("evaluate", m, ("batch_size", "max_new_tokens"))
-        if "limit" in m and m["limit"] is not None and (not isinstance(m["limit"], int) or m["limit"] < 1):
-            problems.append(Problem("params.yaml", None, "evaluate.limit", f"{m['limit']!r} must be null or a positive integer"))
-        if problems:
-            raise InvalidInput(problems, hint="run `rlops plan` again; set values in the spec's evaluate.overrides")
-        return build(cls, m)
+        return settings.read(cls, m, "evaluate", hint="run `rlops plan` again; set values in the spec's "
+                                                       "evaluate.overrides")
 
 
 def summarize(items: list[dict[str, Any]]) -> dict[str, dict[str, float]]:

@@ -1,51 +1,29 @@
 """The extract stage's settings, read once from params.yaml into a typed, frozen object.
 
-Every setting has its default in pipelines/conf/config.yaml (so it shows in params.yaml); this module
-only checks and types them, and reports every problem at once.
+The `extract` section and the feedback window are declared once, in rlops/settings.py (`ExtractSettings`,
+`Window`: type, default, range, description); this module reads params.yaml's `data`, `extract` and `policy`
+through those models and adds what depends on other sections (the deployed version, the judge registry), reporting
+every problem at once.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
+from rlops import settings
 from rlops.errors import InvalidInput, Problem
+from rlops.settings import SIGNALS, Window
 
 PARAMS_FILE = "params.yaml"
-# the rules, in the order they run and are reported; each turns feedback into training rows
-SIGNALS = ("edit", "pairwise", "ranking", "rating", "implicit", "outcome", "judge")
 KINDS = ("rating", "pairwise", "ranking", "edit", "implicit", "outcome", "judge", "comment")  # feedback kinds (v1)
-IMPLICIT_ACTIONS = ("regenerate", "copy", "abandon")
+IMPLICIT_ACTIONS = tuple(f.alias or k for k, f in settings.ImplicitWeights.model_fields.items())
 JUDGE_OWN_KEYS = ("max_pairs", "min_gap")  # extract.judge keys the extractor reads; the rest configure the judge
-EXTRACT_KEYS = (
-    "signals", "rating_min_gap", "edit_min_chars", "decontaminate", "suites_dir", "edit_sft", "rating_good_min",
-    "rating_bad_max", "max_pairs_per_prompt", "implicit_weights", "judge", "agent_versions", "max_per_user",
-    "cap_by", "dedup", "pii", "pii_tier", "format", "memory_limit", "threads",
-)
-CHOICES = {
-    "cap_by": ("actor", "user"),
-    "dedup": ("exact", "near", "off"),
-    "pii": ("redact", "drop", "off"),
-    "pii_tier": ("regex", "presidio"),
-    "format": ("jsonl", "parquet"),
-}
-_MEMORY = re.compile(r"^[1-9][0-9]*(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
 _VERSION = re.compile(r"^[a-z][a-z0-9-]*@(v[1-9][0-9]*)$")
-
-
-@dataclass(frozen=True)
-class Window:
-    """Feedback events count when their date (UTC) is within [start, end], both days inclusive."""
-
-    start: dt.date
-    end: dt.date
-
-    def contains(self, when: dt.datetime) -> bool:
-        return self.start <= when.astimezone(dt.timezone.utc).date() <= self.end
+__all__ = ["SIGNALS", "Window", "ExtractParams", "JudgeSettings", "deployed_version"]
 
 
 @dataclass(frozen=True)
@@ -134,33 +112,22 @@ class ExtractParams:
 
         interactions = rel_paths(data, "data", "interactions")
         feedback = rel_paths(data, "data", "feedback")
-        window = _window(data.get("window"), bad)  # absent and null both mean: no window
+        window = None  # absent and null both mean: no window
+        if data.get("window") is not None:
+            window, found = settings.check(Window, data["window"], PARAMS_FILE, "data.window")
+            problems.extend(found)
 
-        for key in sorted(set(extract) - set(EXTRACT_KEYS)):
-            bad(f"extract.{key}", f"unknown setting; known: {', '.join(EXTRACT_KEYS)}")
-        get = _Getter(extract, "extract", need, bad)
-
-        signals = _signals(need(extract, "extract", "signals"), bad)
-        gap = get.number("rating_min_gap", low=0)
-        chars = get.integer("edit_min_chars", low=0)
-        decon = get.boolean("decontaminate")
-        suites_dir = need(extract, "extract", "suites_dir")
-        suites_dir = "" if suites_dir is None else rel_path("extract", "suites_dir", suites_dir)
-        edit_sft = get.boolean("edit_sft")
-        good = get.number("rating_good_min", low=0, high=1)
-        bad_max = get.number("rating_bad_max", low=0, high=1)
-        if good is not None and bad_max is not None and not bad_max < good:
-            bad("extract.rating_bad_max", f"{bad_max} must be below rating_good_min ({good}): ratings between them are dropped")
-        per_prompt = get.integer("max_pairs_per_prompt", low=1)
-        weights = _weights(need(extract, "extract", "implicit_weights"), bad)
-        judge = _judge(need(extract, "extract", "judge"), bad)
-        per_user = get.integer("max_per_user", low=1, optional=True)
-        choices = {key: get.choice(key, options) for key, options in CHOICES.items()}
-        memory = need(extract, "extract", "memory_limit")
-        if memory is not None and not (isinstance(memory, str) and _MEMORY.match(memory)):
-            bad("extract.memory_limit", f"must be a size such as 512MB or 2GB, not {memory!r}")
-        threads = get.integer("threads", low=1, optional=True)
-        versions, versions_setting = _versions(need(extract, "extract", "agent_versions"), params, bad)
+        typed, found = settings.check(settings.ExtractSettings, extract, PARAMS_FILE, "extract")
+        problems.extend(found if "extract" not in absent else [])
+        suites_dir = rel_path("extract", "suites_dir", extract["suites_dir"]) if "suites_dir" in extract else None
+        # what depends on the registry or other sections, checked even when other settings are wrong (all at once)
+        default = settings.ExtractSettings.model_fields
+        judge = None if any(p.field == "extract.judge" for p in found) else \
+            _judge(extract.get("judge", default["judge"].default), bad)
+        versions, versions_setting = None, "all"
+        if not any(p.field == "extract.agent_versions" for p in found):
+            versions, versions_setting = _versions(extract.get("agent_versions", default["agent_versions"].default),
+                                                   params, bad)
 
         name = need(policy, "policy", "name")
         if name is not None and (not isinstance(name, str) or not name):
@@ -169,98 +136,21 @@ class ExtractParams:
         if system_prompt is not None and (not isinstance(system_prompt, str) or not system_prompt.strip()):
             bad("policy.system_prompt", f"must be a non-empty string, not {system_prompt!r}")
 
-        if problems:
+        if problems or typed is None or judge is None:
             raise InvalidInput(problems, hint="fix the cycle spec or pipelines/conf, then run `rlops plan`")
         return cls(
-            interactions=interactions, feedback=feedback, window=window, signals=signals,
-            rating_min_gap=float(gap), edit_min_chars=int(chars), decontaminate=bool(decon), suites_dir=suites_dir,
-            edit_sft=bool(edit_sft), rating_good_min=float(good), rating_bad_max=float(bad_max),
-            max_pairs_per_prompt=int(per_prompt), implicit_weights=weights, judge=judge,  # type: ignore[arg-type]
-            agent_versions=versions, agent_versions_setting=versions_setting, max_per_user=per_user,
-            cap_by=choices["cap_by"], dedup=choices["dedup"], pii=choices["pii"], pii_tier=choices["pii_tier"],
-            format=choices["format"], memory_limit=str(memory), threads=threads,
+            interactions=interactions, feedback=feedback, window=window,  # type: ignore[arg-type]
+            signals=tuple(s for s in SIGNALS if s in typed.signals),
+            rating_min_gap=float(typed.rating_min_gap), edit_min_chars=typed.edit_min_chars,
+            decontaminate=typed.decontaminate, suites_dir=str(suites_dir or typed.suites_dir),
+            edit_sft=typed.edit_sft, rating_good_min=float(typed.rating_good_min),
+            rating_bad_max=float(typed.rating_bad_max), max_pairs_per_prompt=typed.max_pairs_per_prompt,
+            implicit_weights=typed.implicit_weights.model_dump(by_alias=True), judge=judge,
+            agent_versions=versions, agent_versions_setting=versions_setting, max_per_user=typed.max_per_user,
+            cap_by=typed.cap_by, dedup=typed.dedup, pii=typed.pii, pii_tier=typed.pii_tier, format=typed.format,
+            memory_limit=typed.memory_limit, threads=typed.threads,
             policy_name=str(name), system_prompt=str(system_prompt),
         )
-
-
-class _Getter:
-    """Typed reads of one section's keys; each problem is reported, and None returned for it."""
-
-    def __init__(self, sec: Mapping[str, Any], name: str, need: Callable[..., Any], bad: Callable[[str, str], None]):
-        self.sec, self.name, self.need, self.bad = sec, name, need, bad
-
-    def _value(self, key: str, optional: bool) -> tuple[bool, Any]:
-        if optional and key in self.sec and self.sec[key] is None:
-            return False, None
-        value = self.need(self.sec, self.name, key)
-        return value is not None, value
-
-    def number(self, key: str, low: float | None = None, high: float | None = None) -> float | None:
-        present, value = self._value(key, False)
-        if not present:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-            self.bad(f"{self.name}.{key}", f"must be a number, not {value!r}")
-            return None
-        if (low is not None and value < low) or (high is not None and value > high):
-            span = f"between {low} and {high}" if high is not None else f">= {low}"
-            self.bad(f"{self.name}.{key}", f"must be a number {span}, not {value!r}")
-            return None
-        return float(value)
-
-    def integer(self, key: str, low: int, optional: bool = False) -> int | None:
-        present, value = self._value(key, optional)
-        if not present:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            self.bad(f"{self.name}.{key}", f"must be a whole number >= {low}{' or null' if optional else ''}, not {value!r}")
-            return None
-        return value
-
-    def boolean(self, key: str) -> bool | None:
-        present, value = self._value(key, False)
-        if present and not isinstance(value, bool):
-            self.bad(f"{self.name}.{key}", f"must be true or false, not {value!r}")
-            return None
-        return value
-
-    def choice(self, key: str, options: tuple[str, ...]) -> str:
-        present, value = self._value(key, False)
-        if present and value not in options:
-            self.bad(f"{self.name}.{key}", f"must be one of {', '.join(options)}, not {value!r}")
-        return str(value)
-
-
-def _signals(raw: Any, bad: Callable[[str, str], None]) -> tuple[str, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, (list, tuple)) or not raw:
-        bad("extract.signals", f"must be a non-empty list drawn from {list(SIGNALS)}, not {raw!r}")
-        return ()
-    for i, name in enumerate(raw):
-        if name not in SIGNALS:
-            bad(f"extract.signals[{i}]", f"{name!r} is not one of {list(SIGNALS)}")
-        elif name in raw[:i]:
-            bad(f"extract.signals[{i}]", f"{name!r} is listed twice")
-    return tuple(s for s in SIGNALS if s in raw)
-
-
-def _weights(raw: Any, bad: Callable[[str, str], None]) -> Mapping[str, float]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        bad("extract.implicit_weights", f"must be a mapping {{regenerate: 0.5, copy: 0.5, abandon: 0.25}}, not {raw!r}")
-        return {}
-    out: dict[str, float] = {}
-    for key in sorted(set(raw) - set(IMPLICIT_ACTIONS), key=str):
-        bad(f"extract.implicit_weights.{key}", f"unknown action; known: {', '.join(IMPLICIT_ACTIONS)}")
-    for action in IMPLICIT_ACTIONS:
-        value = raw.get(action)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-            bad(f"extract.implicit_weights.{action}", f"must be a number between 0 and 1 (0 = unused), not {value!r}")
-        else:
-            out[action] = float(value)
-    return out
 
 
 def _judge(raw: Any, bad: Callable[[str, str], None]) -> JudgeSettings | None:
@@ -317,42 +207,3 @@ def _versions(raw: Any, params: Mapping[str, Any], bad: Callable[[str, str], Non
         return tuple(sorted(set(raw))), ", ".join(sorted(set(raw)))
     bad("extract.agent_versions", f"must be all, deployed or a non-empty list of versions such as [base, v3], not {raw!r}")
     return None, "all"
-
-
-def _date(value: Any) -> dt.date | None:
-    if isinstance(value, dt.datetime):
-        return None  # a time of day makes "inclusive of the whole day" ambiguous
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            return None
-    return None
-
-
-def _window(value: Any, bad: Callable[[str, str], None]) -> Window | None:
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        bad("data.window", f"must be a mapping {{from: YYYY-MM-DD, to: YYYY-MM-DD}} or null, not {value!r}")
-        return None
-    dates: dict[str, dt.date] = {}
-    for key in ("from", "to"):
-        if key not in value:
-            bad(f"data.window.{key}", "missing")
-            continue
-        day = _date(value[key])
-        if day is None:
-            bad(f"data.window.{key}", f"must be a date YYYY-MM-DD, not {value[key]!r}")
-        else:
-            dates[key] = day
-    for key in sorted(set(value) - {"from", "to"}):
-        bad(f"data.window.{key}", "unknown setting; known: from, to")
-    if len(dates) < 2:
-        return None
-    if dates["from"] > dates["to"]:
-        bad("data.window", f"from ({dates['from']}) is after to ({dates['to']})")
-        return None
-    return Window(dates["from"], dates["to"])

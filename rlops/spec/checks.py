@@ -2,7 +2,8 @@
 
 Everything a stage would refuse later that is knowable now: the train method, the loss type, the model's source,
 the metrics each gate reads and the log paths. One function, `params_problems`, shared by `plan` and `validate`,
-so the two always agree. Light: reads YAML and package metadata only (no torch, trl, lm_eval or dvc).
+so the two always agree; each section's settings are checked by its model in rlops/settings.py. Light: reads YAML
+and package metadata only (no torch, trl, lm_eval or dvc).
 """
 
 from __future__ import annotations
@@ -11,13 +12,12 @@ import importlib.util
 from pathlib import Path
 from typing import Any, Callable
 
+from rlops import settings
 from rlops.errors import InvalidInput, Problem
+from rlops.settings import DPO_LOSS_TYPES  # noqa: F401 (tests/test_refuse_before_stages.py reads it here)
 from rlops.spec import schema
 from rlops.spec.validate import log_path_problem
 
-# TRL 1.16 DPOConfig.loss_type's documented values; tests/test_plan.py keeps this in sync with the installed trl.
-DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
-                  "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm")
 MODEL_SOURCES = ("gguf", "random", "local")  # rlops/train/base.py SOURCES
 
 # a params field path -> (file, line, field) of the value's origin: the command line, the spec or a conf file
@@ -58,13 +58,14 @@ def params_problems(params: dict[str, Any], root: Path, where: Where) -> list[Pr
     if method not in methods:
         bad(("train", "method"), f"{method!r} is not a method the train stage runs; available: {', '.join(methods)} "
                                  "(choose it with the spec's train.method, not a train.method= override)")
-    if method == "dpo" and "loss_type" in train:
-        value = train["loss_type"]
-        given = value if isinstance(value, list) else [value]
-        unknown = [v for v in given if v not in DPO_LOSS_TYPES]
-        if unknown or not given:
-            bad(("train", "loss_type"), f"{', '.join(map(repr, unknown)) or 'an empty list'} is not a DPO loss type; "
-                                        f"use one of: {', '.join(DPO_LOSS_TYPES)} (or a list of them)")
+    # every section's settings, checked by its model (rlops/settings.py), each problem placed where its value came from
+    models = [("extract", settings.ExtractSettings), ("evaluate", settings.EvaluateSettings),
+              ("runtime", settings.RuntimeSettings)] + ([("train", settings.DPOSettings)] if method == "dpo" else [])
+    gate = params.get("gate") if isinstance(params.get("gate"), dict) else {}
+    for section, model, values in [(s, m, params.get(s)) for s, m in models] + [
+            ("gate", settings.BootstrapSettings, gate.get("bootstrap"))]:
+        for path, _, message in settings.problems(model, values):
+            bad((section, *(("bootstrap",) if model is settings.BootstrapSettings else ()), *path), message)
 
     data = params.get("data") if isinstance(params.get("data"), dict) else {}
     for stream in ("interactions", "feedback"):  # the spec's paths are checked with the spec; these came later

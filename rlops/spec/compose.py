@@ -106,18 +106,36 @@ def _apply_mapping(section: dict[str, Any], overrides: dict[str, Any], spec_file
     return problems
 
 
+def _default_choice(root: Path, group: str) -> str | None:
+    """The file config.yaml's defaults list picks for `group` (e.g. runtime: cpu)."""
+    try:
+        data = load_yaml(root / CONF_DIR / "config.yaml", root).data
+    except InvalidInput:
+        return None
+    entries = data.get("defaults") if isinstance(data, dict) else None
+    return next((e[group] for e in entries or [] if isinstance(e, dict) and group in e), None)
+
+
 def _origin(root: Path, spec, groups: dict[str, str], values, choice: dict[str, str], parent_model) -> checks.Where:
     """Where a value of params.yaml came from: the command line, the spec (with its line) or a conf file."""
     cli = {o.key_or_group.lstrip("+~") for o in values}
     data, spec_file = spec.data, spec.file
 
     def conf_line(group: str, path: tuple) -> tuple[str, int | None, str]:
-        file = root / CONF_DIR / group / f"{choice[group]}.yaml"
+        name = choice.get(group) or _default_choice(root, group)
+        file = root / CONF_DIR / group / f"{name}.yaml"
         try:
             loaded = load_yaml(file, root)
             return loaded.file, loaded.line(path[1:]), field_path(path)
         except InvalidInput:
-            return (CONF_DIR / group / f"{choice[group]}.yaml").as_posix(), None, field_path(path)
+            return (CONF_DIR / group / f"{name}.yaml").as_posix(), None, field_path(path)
+
+    def config_line(path: tuple) -> tuple[str, int | None, str]:
+        try:
+            loaded = load_yaml(root / CONF_DIR / "config.yaml", root)
+            return loaded.file, loaded.line(path), field_path(path)
+        except InvalidInput:
+            return (CONF_DIR / "config.yaml").as_posix(), None, field_path(path)
 
     def in_spec(*path) -> tuple[str, int | None, str]:
         return spec_file, spec.line(path), field_path(path)
@@ -144,6 +162,14 @@ def _origin(root: Path, spec, groups: dict[str, str], values, choice: dict[str, 
             return in_spec("feedback", *rest)
         if section == "evaluate" and rest[:1] == ("suites",):
             return in_spec("evaluate", *rest)
+        if section == "evaluate" and rest and rest[0] in (data["evaluate"].get("overrides") or {}):
+            return in_spec("evaluate", "overrides", rest[0])
+        if section == "extract" and rest and rest[0] in (data.get("extract") or {}):
+            return in_spec("extract", *rest)
+        if section in ("evaluate", "runtime") and section not in groups:
+            return conf_line(section, path)
+        if section == "extract":
+            return config_line(path)
         return PARAMS, None, field_path(path)
 
     return where
@@ -236,7 +262,8 @@ def _plan(root: Path, lines: Any, overrides: list[str], semantic: list[Problem])
     params["data"]["sources"] = sources(params["data"])
     if not problems:  # the checks read the params these settings give: only once all of them applied
         problems += checks.params_problems(params, root, _origin(root, lines, groups, values, choice, parent_model))
-    problems = semantic + problems
+    seen = {(p.field, p.message) for p in semantic}  # a settings model's check between keys runs in both
+    problems = semantic + [p for p in problems if (p.field, p.message) not in seen]
     if problems:
         raise InvalidInput(problems, hint="fix each place named above, then run `rlops plan` again")
     params = {k: params[k] for k in SECTIONS if k in params}

@@ -6,13 +6,13 @@ Imports nothing heavy (no torch, transformers, trl, lm_eval or dvc): it runs on 
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import re
 from pathlib import Path, PurePath, PureWindowsPath
 from typing import Any, Iterator
 
+from rlops import settings
 from rlops.errors import InvalidInput, Problem
 from rlops.spec import schema
 from rlops.spec.yamlload import Loaded, field_path, load_yaml, relative_name, short_name
@@ -191,19 +191,18 @@ def _cycle_semantics(loaded: Loaded, path: Path, root: Path) -> list[Problem]:
                 message = f"{short_name(item)!r} is not a usable path: {e.strerror or e}"
             if message:
                 problems.append(_at(loaded, ("feedback", key) + (() if i is None else (i,)), message))
-    good, bad = _get(data, "extract", "rating_good_min"), _get(data, "extract", "rating_bad_max")
-    if (good is None) != (bad is None):  # the other one comes from pipelines/conf/config.yaml
-        defaults = _conf_extract(root)
-        good, bad = (defaults.get("rating_good_min") if good is None else good,
-                     defaults.get("rating_bad_max") if bad is None else bad)
-    if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (good, bad)) and not bad < good:
-        problems.append(_at(loaded, ("extract", "rating_bad_max"), f"{bad} must be below rating_good_min ({good}): "
-                            "ratings between the two give no label"))
-
-    start, end = _date(_get(data, "feedback", "window", "from")), _date(_get(data, "feedback", "window", "to"))
-    if start and end and start > end:
-        problems.append(_at(loaded, ("feedback", "window", "from"),
-                            f"the window starts ({start}) after it ends ({end}); swap from and to"))
+    # the checks between settings that a JSON Schema cannot express, from the settings models (rlops/settings.py);
+    # a key the spec leaves out has its value from pipelines/conf/config.yaml
+    extract = _get(data, "extract")
+    given = extract if isinstance(extract, dict) else {}
+    for path, kind, message in settings.problems(settings.ExtractSettings, {**_conf_extract(root), **given}):
+        if kind == "cross_field" and given:  # on the key's line when the spec sets it, else on its extract's
+            line = loaded.line(("extract", *path) if path[:1] and path[0] in given else ("extract",))
+            problems.append(Problem(loaded.file, line, field_path(("extract", *path)), message))
+    window = _get(data, "feedback", "window")
+    for path, kind, message in settings.problems(settings.Window, window) if isinstance(window, dict) else []:
+        if kind == "cross_field":
+            problems.append(_at(loaded, ("feedback", "window", *(path or ("from",))), message))
 
     suites = _get(data, "evaluate", "suites")
     suites = suites if isinstance(suites, list) else []
@@ -243,15 +242,6 @@ def _declared_policy(root: Path, problems: list[Problem]) -> str | None:
         return None
     name = _get(loaded.data, "policy")
     return name if isinstance(name, str) else None
-
-
-def _date(value: Any) -> datetime.date | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.date.fromisoformat(value)
-    except ValueError:
-        return None  # the schema reports it
 
 
 def log_path_problem(value: str, root: Path) -> str | None:

@@ -12,52 +12,24 @@ import json
 import math
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rlops.errors import InvalidInput, Problem, StageFailed
+from rlops import settings
+from rlops.errors import StageFailed
 from rlops.io import atomic_dir, atomic_write_json, atomic_write_text
-from rlops.params import build, key_problems, positive_int_problems
-from rlops.spec.checks import DPO_LOSS_TYPES
 from rlops.train.runtime import Runtime
 
 
-@dataclass(frozen=True)
-class DPOParams:
-    """The `train` section of params.yaml for DPO (defaults live in pipelines/conf/method/dpo.yaml)."""
-
-    method: str
-    beta: float
-    loss_type: str | list[str]
-    learning_rate: float
-    max_steps: int
-    per_device_train_batch_size: int
-    gradient_accumulation_steps: int
-    max_length: int
-    warmup_steps: int
-    logging_steps: int
-    gradient_checkpointing: bool
-    lora: dict[str, Any]
+class DPOParams(settings.DPOSettings):
+    """The `train` section of params.yaml for DPO, typed (declared in rlops/settings.py; defaults in
+    pipelines/conf/method/dpo.yaml, generated from it)."""
 
     @classmethod
     def from_mapping(cls, m: dict[str, Any]) -> "DPOParams":
-        problems = key_problems(cls, "train", m, unknown="unknown setting for dpo")
-        if not problems:
-            problems += positive_int_problems(
-                "train", m, ("max_steps", "per_device_train_batch_size", "max_length", "gradient_accumulation_steps"))
-            given = m["loss_type"] if isinstance(m["loss_type"], list) else [m["loss_type"]]
-            unknown = [v for v in given if v not in DPO_LOSS_TYPES]
-            if unknown or not given:  # params.yaml edited by hand: TRL's own ValueError would read as rlops' bug
-                problems.append(Problem("params.yaml", None, "train.loss_type",
-                                        f"{', '.join(map(repr, unknown)) or 'an empty list'} is not a DPO loss type; "
-                                        f"use one of: {', '.join(DPO_LOSS_TYPES)} (or a list of them)"))
-            for key in ("beta", "learning_rate"):
-                if not isinstance(m[key], (int, float)) or m[key] <= 0:
-                    problems.append(Problem("params.yaml", None, f"train.{key}", f"{m[key]!r} must be a positive number"))
-        if problems:
-            raise InvalidInput(problems, hint="set it in the cycle spec's train.overrides and run `rlops plan` again")
-        return build(cls, m)
+        # a hand-edited loss_type is refused here by field: TRL's own ValueError would read as rlops' bug
+        return settings.read(cls, m, "train", hint="set it in the cycle spec's train.overrides and run `rlops plan` "
+                                                    "again")
 
 
 def read_pairs(path: Path) -> list[dict[str, Any]]:
@@ -180,8 +152,8 @@ def train(params: dict[str, Any], root: Path, base_dir: Path, pairs: Path, out_d
             disable_tqdm=True,
             dataloader_num_workers=0,
         )
-        lora = LoraConfig(r=p.lora["r"], lora_alpha=p.lora["alpha"], lora_dropout=p.lora["dropout"],
-                          target_modules=p.lora["target_modules"], task_type="CAUSAL_LM")
+        lora = LoraConfig(r=p.lora.r, lora_alpha=p.lora.alpha, lora_dropout=p.lora.dropout,
+                          target_modules=p.lora.target_modules, task_type="CAUSAL_LM")
         trainer = DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                              peft_config=lora, callbacks=[_progress_callback(p.max_steps)])
         trainer.remove_callback(PrinterCallback)  # our one-line progress replaces its raw dicts

@@ -2,36 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from rlops.errors import InvalidInput, Problem, StageFailed
-from rlops.params import build, key_problems
+from rlops import settings
+from rlops.errors import StageFailed
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
-@dataclass(frozen=True)
-class Runtime:
-    device: str  # cpu | cuda | cuda:N | mps
-    precision: str  # fp32 | bf16 | fp16
-    threads: int | None
-    launcher: str  # used by dvc.yaml to start the train stage (`python`, `accelerate launch --multi_gpu`)
+class Runtime(settings.RuntimeSettings):
+    """The `runtime` section of params.yaml, typed (declared in rlops/settings.py)."""
 
     @classmethod
     def from_mapping(cls, m: dict[str, Any]) -> "Runtime":
-        missing = key_problems(cls, "runtime", m)
-        if missing:
-            raise InvalidInput(missing, hint="run `rlops plan` again: pipelines/conf/runtime/ defines every key")
-        problems = []
-        if m["precision"] not in PRECISIONS:
-            problems.append(Problem("params.yaml", None, "runtime.precision", f"must be one of {', '.join(PRECISIONS)}"))
-        device = str(m["device"])
-        if not (device in ("cpu", "cuda", "mps") or device.startswith("cuda:")):
-            problems.append(Problem("params.yaml", None, "runtime.device", "must be cpu, cuda, cuda:N or mps"))
-        if problems:
-            raise InvalidInput(problems, hint="choose a runtime config: `rlops plan SPEC runtime=cpu` or `runtime=cuda`")
-        return build(cls, m)
+        return settings.read(cls, m, "runtime", hint="choose a runtime config: `rlops plan SPEC runtime=cpu` or "
+                                                      "`runtime=cuda` (pipelines/conf/runtime/ defines every key)")
 
     def torch_dtype(self):
         import torch
