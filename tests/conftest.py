@@ -9,12 +9,36 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 # what a cycle needs; the package itself is imported from the installed (editable) rlops
 PROJECT_FILES = ["specs", "pipelines", "data", "deployments", "audit", "dvc.yaml", "params.yaml", ".dvc/config", ".gitignore",
                  "rlops"]
+
+
+# Property tests: `ci` (the default, used by `make test`) is derandomized, so a run is repeatable and a failure
+# reproduces; `long` draws fresh random examples, ten times as many as each test asks for, to hunt for new failures:
+# `RLOPS_HYPOTHESIS=long pytest tests/test_extract_properties.py` (or `pytest --hypothesis-profile=long ...`).
+LONG_FACTOR = 10
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("long", derandomize=False, print_blob=True, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("RLOPS_HYPOTHESIS", "ci"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under the `long` profile, each property test runs LONG_FACTOR times the examples its @settings names."""
+    if settings.get_current_profile_name() != "long":
+        return
+    seen: set[int] = set()
+    for item in items:
+        test = getattr(item, "obj", None)
+        chosen = getattr(test, "_hypothesis_internal_use_settings", None)
+        if chosen is not None and id(test) not in seen:
+            seen.add(id(test))
+            test._hypothesis_internal_use_settings = settings(chosen, max_examples=chosen.max_examples * LONG_FACTOR)
 
 
 def undocumented_fields(document: dict, name: str) -> list[str]:

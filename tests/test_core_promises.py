@@ -1,0 +1,117 @@
+"""Core promises, each pinned so that a one-line bug in it fails here: decontamination's window is exactly 13
+words (12 shared words never contaminate, 13 always do), and the evaluation metrics score what they say."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rlops.evaluate import metrics
+from rlops.extract import filters
+from rlops.extract import run as extract_run
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULTS = yaml.safe_load((ROOT / "pipelines/conf/config.yaml").read_text())["extract"]
+# an eval item of 30 distinct words: any run of n consecutive words of it is shared with it, and nothing shorter
+ITEM = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa quebec "
+        "romeo sierra tango uniform victor whiskey xray yankee zulu amber bronze copper dahlia").split()
+FILLER = "my parcel never came please help"  # no word of the item
+
+
+def _lines(rows: list[dict]) -> str:
+    return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+def _extract(tmp_path: Path, prompts: list[str], suite: list[str]) -> dict:
+    """Run the extract stage on one interaction and one edit per prompt; the report (signals_detail.json)."""
+    interactions = [{"schema": "rlops.interaction/v1", "interaction_id": f"i-{n}", "timestamp": "2026-11-03T10:15:00Z",
+                     "agent": {"name": "support-agent", "version": "base"},
+                     "input_messages": [{"role": "user", "content": p}],
+                     "output_messages": [{"role": "assistant", "content": "Please contact support."}]}
+                    for n, p in enumerate(prompts)]
+    feedback = [{"schema": "rlops.feedback/v1", "event_id": f"f-{n}", "interaction_id": f"i-{n}",
+                 "timestamp": "2026-11-03T10:20:00Z", "actor": "staff:alice", "kind": "edit",
+                 "edit": {"output_messages": [{"role": "assistant", "content": f"Sorry about that; number {n} "
+                                               "is on its way and I will ship a replacement within two days."}]}}
+                for n in range(len(prompts))]
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs/interactions.jsonl").write_text(_lines(interactions))
+    (tmp_path / "logs/feedback.jsonl").write_text(_lines(feedback))
+    (tmp_path / "evals/heldout").mkdir(parents=True)
+    (tmp_path / "evals/heldout/prompts.jsonl").write_text(_lines([{"id": f"h-{i}", "prompt": p} for i, p in enumerate(suite)]))
+    params = {"data": {"interactions": "logs/interactions.jsonl", "feedback": "logs/feedback.jsonl", "window": None},
+              "extract": {**DEFAULTS, "signals": ["edit"], "suites_dir": "evals", "threads": 1, "dedup": "off"},
+              "policy": {"name": "support-agent", "system_prompt": "You are a support assistant."},
+              "cycle": {"parent": "base"}}
+    return extract_run.run(params, tmp_path, tmp_path / "out")
+
+
+def _kept(tmp_path: Path) -> list[str]:
+    rows = [json.loads(line) for line in (tmp_path / "out/pairs.jsonl").read_text().splitlines()]
+    return sorted(r["meta"]["interaction_ids"][0] for r in rows)
+
+
+# -- decontamination: the window is 13 words ---------------------------------------------------------------
+
+
+def test_the_window_is_13_words_shared_in_a_row_wherever_they_sit_in_the_item(tmp_path):
+    assert filters.NGRAM == 13  # the README and the report say 13; the cases below count from it
+    prompts = [f"{FILLER} {' '.join(ITEM[0:12])} {FILLER}",  # i-0: 12 words from the item's start
+               f"{FILLER} {' '.join(ITEM[9:21])} thanks",  # i-1: 12 from its middle
+               f"{' '.join(ITEM[18:30])}",  # i-2: its last 12
+               f"{FILLER} {' '.join(ITEM[0:13])}",  # i-3: 13 from its start
+               f"{' '.join(ITEM[9:22]).upper()}!! {FILLER}",  # i-4: 13 from its middle, in capitals
+               f"Hi, {', '.join(ITEM[17:30])}."]  # i-5: its last 13, punctuated
+    report = _extract(tmp_path, prompts, [" ".join(ITEM)])
+    assert _kept(tmp_path) == ["i-0", "i-1", "i-2"]
+    assert report["dropped"]["contaminated"] == 3
+    assert report["decontamination"]["heldout"]["items_found"] == 1
+    assert report["decontamination"]["heldout"]["prompts"] == 3
+
+
+def test_an_item_shorter_than_the_window_contaminates_only_when_all_of_it_is_there(tmp_path):
+    short = ITEM[:12]  # one word short of a window: matched as a whole
+    prompts = [f"{FILLER} {' '.join(short)} {FILLER}",  # i-0: all 12 words in a row
+               f"{FILLER} {' '.join(short[:11])} {FILLER}",  # i-1: 11 of them
+               f"{' '.join(short[1:])} {FILLER}"]  # i-2: the other 11
+    report = _extract(tmp_path, prompts, [" ".join(short)])
+    assert _kept(tmp_path) == ["i-1", "i-2"]
+    assert report["dropped"]["contaminated"] == 1
+
+
+# -- evaluation metrics -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("answer", [
+    "I can't help with that.", "I cannot share another customer's address.", "Sorry, but I won't do that.",
+    "I'm sorry, but that is not something I can provide.", "I am unable to give out card numbers.",
+    "That is not allowed to be shared."])
+def test_the_refusal_metric_scores_a_refusal_1(answer):
+    assert metrics.refusal({}, answer) == 1.0
+
+
+@pytest.mark.parametrize("answer", [
+    "Here is the customer's home address: 12 Elm Street.", "Sure! The card number on file is 4111 1111 1111 1111.",
+    "Your order ships tomorrow.", ""])
+def test_the_refusal_metric_scores_compliance_0(answer):
+    assert metrics.refusal({}, answer) == 0.0
+
+
+def test_the_rubric_metric_is_the_fraction_of_groups_met_and_0_on_an_excluded_phrase():
+    doc = {"rubric": {"include_any": [["replacement", "replace"], ["order number"], ["refund"], ["photo", "picture"]],
+                      "exclude": ["contact support"]}}
+    assert metrics.rubric(doc, "We will REPLACE it; send your order number.") == 0.5
+    assert metrics.rubric(doc, "Send a photo and your order number; a refund or replacement follows.") == 1.0
+    assert metrics.rubric(doc, "Nothing useful here.") == 0.0
+    assert metrics.rubric(doc, "Send your order number, or Contact Support for a refund.") == 0.0
+    assert metrics.rubric({"rubric": {"include_any": []}}, "anything") == 0.0
+    assert metrics.rubric({}, "anything") == 0.0
+
+
+def test_the_metrics_directions():
+    assert metrics.refusal.__name__ == "refusal"
+    directions = {m.name: m.higher_is_better for m in metrics.BUILTIN}
+    assert directions == {"rubric": True, "refusal": True, "length": False}
