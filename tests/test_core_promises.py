@@ -1,5 +1,6 @@
 """Core promises, each pinned so that a one-line bug in it fails here: decontamination's window is exactly 13
-words (12 shared words never contaminate, 13 always do), and the evaluation metrics score what they say."""
+words (12 shared words never contaminate, 13 always do), the evaluation metrics score what they say, and a failed
+atomic write leaves the old output and nothing else."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import yaml
 from rlops.evaluate import metrics
 from rlops.extract import filters
 from rlops.extract import run as extract_run
+from rlops.io import atomic_dir, atomic_write_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS = yaml.safe_load((ROOT / "pipelines/conf/config.yaml").read_text())["extract"]
@@ -115,3 +117,30 @@ def test_the_metrics_directions():
     assert metrics.refusal.__name__ == "refusal"
     directions = {m.name: m.higher_is_better for m in metrics.BUILTIN}
     assert directions == {"rubric": True, "refusal": True, "length": False}
+
+
+# -- atomic writes: a failed stage leaves its outputs as they were, and no temporary file or folder ------------
+
+
+def test_a_failure_inside_atomic_dir_leaves_the_old_folder_and_nothing_else(tmp_path):
+    old = tmp_path / "out"
+    old.mkdir()
+    (old / "pairs.jsonl").write_text("old\n")
+    with pytest.raises(RuntimeError, match="killed"), atomic_dir(old) as tmp:
+        (tmp / "pairs.jsonl").write_text("half")
+        raise RuntimeError("killed mid-write")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert sorted(p.name for p in old.iterdir()) == ["pairs.jsonl"] and (old / "pairs.jsonl").read_text() == "old\n"
+
+
+def test_a_failure_inside_atomic_path_leaves_the_old_file_and_nothing_else(tmp_path):
+    target = tmp_path / "signals.json"
+    target.write_text("{}\n")
+
+    def lines():
+        yield "first"
+        raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        atomic_write_lines(target, lines())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["signals.json"] and target.read_text() == "{}\n"
