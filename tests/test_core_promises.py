@@ -1,10 +1,11 @@
 """Core promises, each pinned so that a one-line bug in it fails here: decontamination's window is exactly 13
 words (12 shared words never contaminate, 13 always do), the evaluation metrics score what they say, and a failed
-atomic write leaves the old output and nothing else."""
+atomic write leaves the old output and nothing else, and an import writes an event id once."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,38 @@ def test_a_failure_inside_atomic_path_leaves_the_old_file_and_nothing_else(tmp_p
     with pytest.raises(RuntimeError, match="killed"):
         atomic_write_lines(target, lines())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["signals.json"] and target.read_text() == "{}\n"
+
+
+# -- imports: an event id is written once, whatever a format's converter yields ------------------------------
+
+
+def test_an_event_id_a_converter_yields_twice_is_written_once_and_the_repeat_quarantined(tmp_path, monkeypatch):
+    """The last guard in `rlops import` (importers/run.py), below every format's own checks: a format module
+    registered in FORMATS whose converter repeats an event id."""
+    from rlops.observe import importers
+    from rlops.observe.importers import records
+    from rlops.observe.importers.run import OUTPUTS, import_logs
+    from rlops.observe.importers.source import Where
+
+    def convert(ctx, source):
+        where = Where(str(source / "log.jsonl"), 1, name="log.jsonl")
+        yield "interaction", records.interaction(
+            interaction_id="i-1", timestamp="2026-11-03T10:15:00Z", agent={"name": "support-agent", "version": "v1"},
+            input_messages=[{"role": "user", "content": "Where is my parcel?"}],
+            output_messages=[{"role": "assistant", "content": "On its way."}]), where
+        for line, value in ((2, 5), (3, 1)):
+            yield "feedback", records.feedback(event_id="e-1", interaction_id="i-1", timestamp="2026-11-03T10:20:00Z",
+                                               actor="user:u-1", kind="rating",
+                                               details={"value": value, "scale": [1, 5]}), Where(where.file, line, name="log.jsonl")
+
+    module = type(importers)("rlops.observe.importers.repeating")
+    module.convert = convert
+    monkeypatch.setitem(importers.FORMATS, "repeating", ("repeating",) + tuple(importers.FORMATS["otel"][1:]))
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src/log.jsonl").write_text("{}\n")
+    import_logs("repeating", tmp_path / "src", tmp_path / "out")
+    feedback = [json.loads(x) for x in (tmp_path / "out" / OUTPUTS[1]).read_text().splitlines()]
+    quarantined = [json.loads(x) for x in (tmp_path / "out" / OUTPUTS[2]).read_text().splitlines()]
+    assert [(f["event_id"], f["rating"]["value"]) for f in feedback] == [("e-1", 5)]
+    assert [(q["line"], q["reason"].split(" repeats")[0]) for q in quarantined] == [(3, "event_id: e-1")]
