@@ -1,6 +1,7 @@
 """Core promises, each pinned so that a one-line bug in it fails here: decontamination's window is exactly 13
-words (12 shared words never contaminate, 13 always do), the evaluation metrics score what they say, and a failed
-atomic write leaves the old output and nothing else, and an import writes an event id once."""
+words (12 shared words never contaminate, 13 always do), a rating at a label threshold is labelled, the evaluation
+metrics score what they say, a failed atomic write leaves the old output and nothing else, and an import writes an
+event id once."""
 
 from __future__ import annotations
 
@@ -28,8 +29,9 @@ def _lines(rows: list[dict]) -> str:
     return "".join(json.dumps(r) + "\n" for r in rows)
 
 
-def _extract(tmp_path: Path, prompts: list[str], suite: list[str]) -> dict:
-    """Run the extract stage on one interaction and one edit per prompt; the report (signals_detail.json)."""
+def _extract(tmp_path: Path, prompts: list[str], suite: list[str], ratings: list[int] | None = None) -> dict:
+    """Run the extract stage on one interaction per prompt and an edit of each (or, given `ratings`, a rating of
+    each on the scale 1-5); the report (signals_detail.json)."""
     interactions = [{"schema": "rlops.interaction/v1", "interaction_id": f"i-{n}", "timestamp": "2026-11-03T10:15:00Z",
                      "agent": {"name": "support-agent", "version": "base"},
                      "input_messages": [{"role": "user", "content": p}],
@@ -40,13 +42,17 @@ def _extract(tmp_path: Path, prompts: list[str], suite: list[str]) -> dict:
                  "edit": {"output_messages": [{"role": "assistant", "content": f"Sorry about that; number {n} "
                                                "is on its way and I will ship a replacement within two days."}]}}
                 for n in range(len(prompts))]
+    if ratings is not None:
+        feedback = [{"schema": "rlops.feedback/v1", "event_id": f"f-{n}", "interaction_id": f"i-{n}",
+                     "timestamp": "2026-11-03T10:20:00Z", "actor": "user:u-1", "kind": "rating",
+                     "rating": {"value": value, "scale": [1, 5]}} for n, value in enumerate(ratings)]
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs/interactions.jsonl").write_text(_lines(interactions))
     (tmp_path / "logs/feedback.jsonl").write_text(_lines(feedback))
     (tmp_path / "evals/heldout").mkdir(parents=True)
     (tmp_path / "evals/heldout/prompts.jsonl").write_text(_lines([{"id": f"h-{i}", "prompt": p} for i, p in enumerate(suite)]))
     params = {"data": {"interactions": "logs/interactions.jsonl", "feedback": "logs/feedback.jsonl", "window": None},
-              "extract": {**DEFAULTS, "signals": ["edit"], "suites_dir": "evals", "threads": 1, "dedup": "off"},
+              "extract": {**DEFAULTS, "signals": ["edit" if ratings is None else "rating"], "suites_dir": "evals", "threads": 1, "dedup": "off"},
               "policy": {"name": "support-agent", "system_prompt": "You are a support assistant."},
               "cycle": {"parent": "base"}}
     return extract_run.run(params, tmp_path, tmp_path / "out")
@@ -83,6 +89,18 @@ def test_an_item_shorter_than_the_window_contaminates_only_when_all_of_it_is_the
     report = _extract(tmp_path, prompts, [" ".join(short)])
     assert _kept(tmp_path) == ["i-1", "i-2"]
     assert report["dropped"]["contaminated"] == 1
+
+
+# -- extraction rules: a rating's label at the thresholds ---------------------------------------------------
+
+
+def test_a_rating_at_either_threshold_is_labelled_and_one_between_them_is_not(tmp_path):
+    assert (DEFAULTS["rating_bad_max"], DEFAULTS["rating_good_min"]) == (0.25, 0.75)  # 2 and 4 on a 1-5 scale
+    prompts = [f"Question about the {w} order?" for w in ("apple", "brick", "cedar", "delta", "ember")]
+    _extract(tmp_path, prompts, ["Unrelated eval prompt"], ratings=[1, 2, 3, 4, 5])
+    rows = [json.loads(line) for line in (tmp_path / "out/unpaired.jsonl").read_text().splitlines()]
+    labels = {r["meta"]["interaction_ids"][0]: r["label"] for r in rows}
+    assert labels == {"i-0": False, "i-1": False, "i-3": True, "i-4": True}
 
 
 # -- evaluation metrics -------------------------------------------------------------------------------------
