@@ -1,10 +1,11 @@
-# The README's two commands: `make demo` (set up, then reproduce the example cycle) and `make test`.
+# The README's two commands: `make demo` (set up, then reproduce the example cycle) and `make test` (the whole suite).
+# `make test-quick`: the suite without the slow end-to-end tests (marked `slow`), for the edit-test loop.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test test-quick clean
 
 $(BIN)/rlops: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -26,6 +27,9 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+test-quick: setup
+	$(BIN)/python -m pytest -q -m "not slow"
 
 clean:
 	rm -rf artifacts .dvc/cache .dvc/tmp

