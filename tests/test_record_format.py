@@ -135,3 +135,19 @@ def test_the_extract_stage_checks_with_the_record_modules_patterns():
     load.create_macros(con)
     assert records.TIMESTAMP_PATTERN in con.sql and records.ID_PATTERN in con.sql
     assert f"length(x) <= {records.ID_MAX}" in con.sql
+
+
+def test_the_timestamp_table_in_docs_is_the_rule():
+    """docs/records.md's table of accepted and refused timestamps is what rlops.records decides."""
+    import re
+
+    doc = (Path(__file__).resolve().parent.parent / "docs/records.md").read_text(encoding="utf-8")
+    table = doc.split("## Timestamps", 1)[1].split("\n\n")[2]
+    accepted, refused = [], []
+    for row in table.splitlines()[2:]:
+        left, right = row.strip("|").split("|")
+        accepted += re.findall(r"`(\d[^`]*)`", left)
+        refused += re.findall(r"`(\d[^`]*)`", right)
+    assert len(accepted) >= 4 and len(refused) >= 7
+    assert [t for t in accepted if not records.is_timestamp(t)] == []
+    assert [t for t in refused if records.is_timestamp(t)] == []
