@@ -151,3 +151,63 @@ def test_the_timestamp_table_in_docs_is_the_rule():
     assert len(accepted) >= 4 and len(refused) >= 7
     assert [t for t in accepted if not records.is_timestamp(t)] == []
     assert [t for t in refused if records.is_timestamp(t)] == []
+
+
+# -- the extract stage's recipe: steps and rules name the tables they read and make ------------------------------
+
+
+def test_every_signal_is_a_registered_rule_that_declares_its_tables():
+    from rlops.extract import rules
+    from rlops.extract.params import SIGNALS
+
+    assert tuple(rules.RULES) == SIGNALS
+    made_before_rules = {"fb", "fb_dup", "ix", "ix_dup", "ih", "quarantine", "good_ix", "good_fb", "ev", "ev_drop",
+                         "prompts", "ans", "texts", "contam", "cand", "notes"}
+    for rule in rules.RULES.values():
+        assert rule.reads and set(rule.reads) <= made_before_rules, rule.name
+        assert "cand" in rule.writes and set(rule.writes) <= {"cand", "notes"}, rule.name
+
+
+def test_a_step_that_reads_or_makes_undeclared_tables_stops_the_stage():
+    import duckdb
+
+    from rlops.errors import StageFailed
+
+    con = duckdb.connect(":memory:")
+    step = extract_run.Steps(con)
+    step(lambda c: c.execute("CREATE TABLE a (x INT)"), reads=(), makes=("a",))
+    with pytest.raises(StageFailed, match="reads b, which no earlier step made"):
+        step(lambda c: None, reads=("a", "b"), makes=())
+    with pytest.raises(StageFailed, match="did not make c"):
+        step(lambda c: c.execute("CREATE TABLE d (x INT)"), reads=("a",), makes=("c",))
+
+
+def test_a_rule_inserts_by_column_name(tmp_path):
+    """A rule registered in a test names its columns; the row is written with the values where it put them."""
+    from rlops.extract import rules
+
+    @rules.register("pairwise", "chosen over rejected, columns in another order", reads=("ev",), writes=("cand",))
+    def reordered(con, params):
+        con.execute("""INSERT INTO cand BY NAME SELECT [e.iid, e.pairwise.rejected_id] AS iids, [e.eid] AS eids,
+            1.0 AS weight, 'i:' || e.pairwise.rejected_id AS b, 'i:' || e.iid AS a, e.iid AS prompt_iid,
+            'pairwise' AS rule, 'pairs' AS set FROM ev e WHERE e.kind = 'pairwise'""")
+
+    original = rules.RULES["pairwise"]
+    try:
+        root = tmp_path
+        ixs = [interaction("i-1", answer="Good answer here."), interaction("i-2", answer="Bad answer there.")]
+        fbs = [{"schema": "rlops.feedback/v1", "event_id": "f-1", "interaction_id": "i-1",
+                "timestamp": "2026-11-03T10:20:00Z", "actor": "staff:alice", "kind": "pairwise",
+                "pairwise": {"chosen_id": "i-1", "rejected_id": "i-2"}}]
+        (root / "logs").mkdir()
+        (root / "logs/interactions.jsonl").write_text(lines(ixs))
+        (root / "logs/feedback.jsonl").write_text(lines(fbs))
+        (root / "evals/heldout").mkdir(parents=True)
+        (root / "evals/heldout/prompts.jsonl").write_text(json.dumps({"id": "h", "prompt": "opening hours?"}) + "\n")
+        extract_run.run(params(signals=["pairwise"]), root, root / "out")
+    finally:
+        rules.RULES["pairwise"] = original
+    (pair,) = [json.loads(x) for x in (root / "out/pairs.jsonl").read_text().splitlines()]
+    assert pair["chosen"][-1]["content"] == "Good answer here."
+    assert pair["rejected"][-1]["content"] == "Bad answer there."
+    assert pair["meta"]["event_ids"] == ["f-1"] and pair["meta"]["interaction_ids"] == ["i-1", "i-2"]
