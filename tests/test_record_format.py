@@ -211,3 +211,13 @@ def test_a_rule_inserts_by_column_name(tmp_path):
     assert pair["chosen"][-1]["content"] == "Good answer here."
     assert pair["rejected"][-1]["content"] == "Bad answer there."
     assert pair["meta"]["event_ids"] == ["f-1"] and pair["meta"]["interaction_ids"] == ["i-1", "i-2"]
+
+
+def test_the_importers_write_what_the_record_rules_accept():
+    from rlops.observe.importers.records import safe_id, timestamp
+
+    for value in ["2026-11-03 10:15:00", "2026-11-03T10:15:00+0100", "2026-11-03T10:15:00.123456789Z",
+                  "2026-11-03T10:15:00-05:30", 1_762_164_900, 1_762_164_900_123, 1_762_164_900_123_456_789]:
+        assert records.is_timestamp(timestamp(value)), value
+    for parts in (("run", "a b/c"), ("-x",), ("é" * 300,), ("ok.id",), ("x" * records.ID_MAX, "y")):
+        assert records.is_id(safe_id(*parts)), parts
