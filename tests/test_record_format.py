@@ -186,14 +186,16 @@ def test_a_rule_inserts_by_column_name(tmp_path):
     """A rule registered in a test names its columns; the row is written with the values where it put them."""
     from rlops.extract import rules
 
+    original = rules.RULES["pairwise"]  # restored below: the registry is the process's
+
     @rules.register("pairwise", "chosen over rejected, columns in another order", reads=("ev",), writes=("cand",))
     def reordered(con, params):
         con.execute("""INSERT INTO cand BY NAME SELECT [e.iid, e.pairwise.rejected_id] AS iids, [e.eid] AS eids,
             1.0 AS weight, 'i:' || e.pairwise.rejected_id AS b, 'i:' || e.iid AS a, e.iid AS prompt_iid,
             'pairwise' AS rule, 'pairs' AS set FROM ev e WHERE e.kind = 'pairwise'""")
 
-    original = rules.RULES["pairwise"]
     try:
+        assert rules.RULES["pairwise"].function is reordered
         root = tmp_path
         ixs = [interaction("i-1", answer="Good answer here."), interaction("i-2", answer="Bad answer there.")]
         fbs = [{"schema": "rlops.feedback/v1", "event_id": "f-1", "interaction_id": "i-1",

@@ -107,7 +107,9 @@ def run_rules(con: Any, params: ExtractParams) -> None:
     """Fill `cand` and `notes` from `ev` with every enabled rule (the live judge runs separately, in rlaif)."""
     con.execute(CAND)
     con.execute(NOTES)
-    tables = {name for (name,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    tables = {name for (name,) in con.execute(
+        "SELECT table_name FROM duckdb_tables() UNION ALL SELECT view_name FROM duckdb_views() WHERE NOT internal"
+    ).fetchall()}
     for name in params.signals:
         rule = RULES[name]
         missing = [t for t in rule.reads + rule.writes if t not in tables]
