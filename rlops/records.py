@@ -7,8 +7,8 @@ fails when one of them differs from this module.
 
 | rule             | here                   | the same rule in                                               |
 |------------------|------------------------|----------------------------------------------------------------|
-| ids              | `ID_PATTERN`, `ID_MAX` | schemas' `$defs.id`; SQL macro `is_id`; recorder's line key    |
-| timestamps       | `is_timestamp`         | schemas' `timestamp` pattern + format; SQL `ts_problem`      |
+| ids              | `ID_PATTERN`, `ID_MAX` | schemas' `$defs.id`; SQL `is_id`; recorder's line key; importers' `safe_id` |
+| timestamps       | `is_timestamp`         | schemas' `timestamp` pattern + format; SQL `ts_problem` |
 | required fields  | `REQUIRED`             | schemas' `required`; SQL checks in `load_feedback`/`ix_rows`    |
 | feedback kinds   | `KINDS`                | schemas' `kind.enum`, one `if/then` per kind; SQL `CASE kind`  |
 | message roles    | `ROLES`                | schemas' `role.enum`; SQL `msg_problem`                         |

@@ -66,7 +66,8 @@ def create_macros(con: Any) -> None:
     CREATE OR REPLACE MACRO nums(xs) AS '[' || array_to_string(list_transform(xs, lambda x: num(x)), ', ') || ']';
     CREATE OR REPLACE MACRO id_problem(x, f) AS CASE WHEN x IS NULL THEN f || ': missing'
         WHEN NOT is_id(x) THEN f || ': ' || shown(x) || ' is not an id ({records.ID_RULE})' END;
-    CREATE OR REPLACE MACRO ts_of(x) AS TRY_CAST(upper(x) AS TIMESTAMPTZ);  -- DuckDB reads only T and Z
+    -- DuckDB reads only T and Z (upper case): the second cast runs only for the rare lower-case stamp
+    CREATE OR REPLACE MACRO ts_of(x) AS coalesce(TRY_CAST(x AS TIMESTAMPTZ), TRY_CAST(upper(x) AS TIMESTAMPTZ));
     CREATE OR REPLACE MACRO ts_problem(x, f) AS CASE WHEN x IS NULL THEN f || ': missing'
         WHEN NOT regexp_full_match(x, {quote(records.TIMESTAMP_PATTERN)}) OR ts_of(x) IS NULL
         THEN f || ': ' || shown(x) || ' is not {records.TIMESTAMP_RULE}' END;
