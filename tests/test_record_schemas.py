@@ -207,4 +207,7 @@ def test_example_data_is_valid_except_the_planted_lines():
         "not JSON", "not JSON", "interaction_id: missing", "interaction_id: missing",
         "input_messages[0].role: 'customer' is not one of ['system', 'user', 'assistant', 'tool']",
         f"kind: 'thumbs_up' is not one of {KINDS}",
+        # the planted naive time: the schema's timestamp rule (rlops.records) refuses it, as extraction does
+        "timestamp: '2026-11-14 09:12:44' is not an RFC 3339 date-time with a time-zone offset; "
+        "write e.g. 2026-11-03T10:15:00Z",
     ]), failing

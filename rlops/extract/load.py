@@ -19,13 +19,13 @@ import json
 import string
 from typing import Any
 
+from rlops import records
 from rlops.extract.engine import Source, quote, reader
-from rlops.extract.params import IMPLICIT_ACTIONS, KINDS, ExtractParams
+from rlops.extract.params import ExtractParams
 from rlops.extract.pii import TOKENS, TYPES
 
-ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._:-]*$"
-TS_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:?[0-9]{2})$"
-ROLES = ("system", "user", "assistant", "tool")
+ID_PATTERN = records.ID_PATTERN
+ROLES = records.ROLES
 WHITESPACE = " \t\n\r\x0b\x0c"
 SEPARATORS = string.punctuation + WHITESPACE  # normalised text: lowercase, these become spaces (filters.normalise)
 MESSAGES = '[{"role":"VARCHAR","content":"VARCHAR","tool_calls":"JSON"}]'  # what the checks and texts need
@@ -60,15 +60,17 @@ def create_macros(con: Any) -> None:
     roles = ", ".join(quote(r) for r in ROLES)
     shown_roles = "[" + ", ".join(f"''{r}''" for r in ROLES) + "]"
     con.execute(f"""
-    CREATE OR REPLACE MACRO is_id(x) AS x IS NOT NULL AND length(x) <= 200 AND regexp_full_match(x, {quote(ID_PATTERN)});
+    CREATE OR REPLACE MACRO is_id(x) AS x IS NOT NULL AND length(x) <= {records.ID_MAX} AND regexp_full_match(x, {quote(ID_PATTERN)});
     CREATE OR REPLACE MACRO shown(x) AS '''' || left(x, 80) || '''';
     CREATE OR REPLACE MACRO num(x) AS CASE WHEN x = round(x) AND abs(x) < 1e15 THEN x::BIGINT::VARCHAR ELSE x::VARCHAR END;
     CREATE OR REPLACE MACRO nums(xs) AS '[' || array_to_string(list_transform(xs, lambda x: num(x)), ', ') || ']';
     CREATE OR REPLACE MACRO id_problem(x, f) AS CASE WHEN x IS NULL THEN f || ': missing'
-        WHEN NOT is_id(x) THEN f || ': ' || shown(x) || ' is not an id (letters, digits and . _ : -, up to 200)' END;
+        WHEN NOT is_id(x) THEN f || ': ' || shown(x) || ' is not an id ({records.ID_RULE})' END;
+    -- DuckDB reads only T and Z (upper case): the second cast runs only for the rare lower-case stamp
+    CREATE OR REPLACE MACRO ts_of(x) AS coalesce(TRY_CAST(x AS TIMESTAMPTZ), TRY_CAST(upper(x) AS TIMESTAMPTZ));
     CREATE OR REPLACE MACRO ts_problem(x, f) AS CASE WHEN x IS NULL THEN f || ': missing'
-        WHEN NOT regexp_full_match(x, {quote(TS_PATTERN)}) OR TRY_CAST(x AS TIMESTAMPTZ) IS NULL
-        THEN f || ': ' || shown(x) || ' is not an RFC 3339 date-time with a time-zone offset' END;
+        WHEN NOT regexp_full_match(x, {quote(records.TIMESTAMP_PATTERN)}) OR ts_of(x) IS NULL
+        THEN f || ': ' || shown(x) || ' is not {records.TIMESTAMP_RULE}' END;
     CREATE OR REPLACE MACRO msgs_envelope(m, f) AS CASE WHEN m IS NULL THEN f || ': missing'
         WHEN NOT starts_with(m, '[') THEN f || ': must be a list of messages'
         WHEN m = '[]' THEN f || ': must hold at least one message' END;
@@ -98,15 +100,15 @@ def create_macros(con: Any) -> None:
 
 def load_feedback(con: Any, source: Source, params: ExtractParams) -> None:
     """Table fb: one row per feedback record with its own problem (those needing the interactions come later)."""
-    kinds = sql_list(KINDS)
-    actions = sql_list(IMPLICIT_ACTIONS)
+    kinds = sql_list(records.KINDS)
+    actions = sql_list(records.IMPLICIT_ACTIONS)
     scan = f"""(SELECT filename, event_id AS eid, interaction_id AS iid,
         "timestamp" AS ts_raw, actor, kind, idempotency_key AS ikey, rating, pairwise, ranking, edit, implicit,
         outcome, judge, comment FROM {reader(con, source, FB_COLUMNS)})"""
     con.execute(f"""
-    CREATE TABLE fb_rows AS SELECT *, TRY_CAST(ts_raw AS TIMESTAMPTZ) AS ts, NULLIF(concat_ws('; ',
+    CREATE TABLE fb_rows AS SELECT *, ts_of(ts_raw) AS ts, NULLIF(concat_ws('; ',
         id_problem(eid, 'event_id'), id_problem(iid, 'interaction_id'), ts_problem(ts_raw, 'timestamp'),
-        CASE WHEN actor IS NULL THEN 'actor: missing' WHEN NOT regexp_full_match(actor, '^[a-z]+:.+$')
+        CASE WHEN actor IS NULL THEN 'actor: missing' WHEN NOT regexp_full_match(actor, {quote(records.ACTOR_PATTERN)})
              THEN 'actor: ' || shown(actor) || ' must look like kind:name, e.g. staff:alice' END,
         CASE WHEN kind IS NULL THEN 'kind: missing'
              WHEN NOT list_contains({kinds}, kind) THEN 'kind: ' || shown(kind) || ' is not one of {kinds.replace("'", "''")}'

@@ -14,6 +14,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from rlops import records
+
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "spec" / "schemas"
 
 
@@ -21,7 +23,7 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "spec" / "schemas"
 def validator(name: str) -> Draft202012Validator:
     """The compiled validator of `rlops/spec/schemas/<name>.schema.json` (built once per process)."""
     schema = json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text(encoding="utf-8"))
-    return Draft202012Validator(schema)
+    return Draft202012Validator(schema, format_checker=records.format_checker())
 
 
 def _field_path(error: ValidationError) -> str:
@@ -39,6 +41,8 @@ def schema_problems(name: str, obj: Any) -> list[str]:
         if error.validator == "required":
             missing = [k for k in error.validator_value if isinstance(error.instance, dict) and k not in error.instance]
             reasons.update(f"{where + '.' if where else ''}{k}: missing" for k in missing)
+        elif error.validator in ("format", "pattern") and error.schema.get("format") == "date-time":
+            reasons.add(f"{where}: {records.timestamp_problem(error.instance)}")
         else:
             reasons.add(f"{where}: {error.message}" if where else error.message)
     return sorted(reasons)

@@ -57,7 +57,8 @@ def judge_rows(con: Any, params: ExtractParams, root: Path) -> dict[str, Any]:
         win, lose = (ia, ib) if verdict.winner == "a" else (ib, ia)
         rows.append((win, f"i:{win}", f"i:{lose}", [win, lose], judge.name))
     if rows:
-        con.executemany("""INSERT INTO cand VALUES ('pairs', 'judge', ?, ?, ?, NULL, NULL, 1.0, [], ?, NULL, NULL, NULL, ?)""",
+        con.executemany("""INSERT INTO cand (set, rule, prompt_iid, a, b, weight, eids, iids, judge)
+                        VALUES ('pairs', 'judge', ?, ?, ?, 1.0, [], ?, ?)""",
                         rows)
     con.execute("DROP TABLE judge_cand; DROP TABLE judge_pool")
     return stats

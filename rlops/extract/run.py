@@ -3,6 +3,22 @@
 Steps, all in one DuckDB (bounded memory, spilling to a scratch folder beside the outputs):
 load the feedback, then the interactions (only those feedback refers to keep their text), quarantine what
 cannot be used, filter the events, run the rules, redact PII and decontaminate, filter the rows, write.
+`extract` below is the recipe: each step names the tables it reads and the tables it makes for the next ones
+(checked as it runs: a step that reads a table no earlier step made, or does not make what it says, stops the
+stage as a bug). The tables:
+
+| table        | made by                   | one row per                                                        |
+|--------------|---------------------------|--------------------------------------------------------------------|
+| fb, fb_dup   | load.load_feedback        | feedback record (its own problem); repeated event ids / keys       |
+| ix, ix_dup   | load.load_interactions    | interaction (light columns, its problem); repeated ids             |
+| ih           | load.load_interactions    | interaction feedback refers to, with its text as JSON              |
+| quarantine   | load.quarantine_table, load.check_references | record that cannot be used, with its reason     |
+| good_ix, good_fb | load.check_references | usable interaction / feedback record                               |
+| ev, ev_drop  | filters.filter_events     | event the rules read; event the filters dropped, with the reason   |
+| prompts, ans, texts, contam | filters.text_tables | prompt, answer and its text; prompt found in an eval suite  |
+| cand, notes  | rules.run_rules (+ rlaif) | candidate training row; event that made none, with why             |
+| rows         | filters.filter_rows       | candidate with its set, sort key and the filter that dropped it    |
+| ix_status, fb_status_n | report.status_tables | records per file, version, status and reason               |
 """
 
 from __future__ import annotations
@@ -42,6 +58,32 @@ def outputs(fmt: str) -> tuple[str, ...]:
 OUTPUTS = outputs("jsonl")
 
 
+class Steps:
+    """Runs the recipe's steps on one connection, checking the tables each one says it reads and makes."""
+
+    def __init__(self, con: Any):
+        self.con = con
+        self.made = self.tables()  # as of the end of the last step (one catalog read per step: ~1 ms)
+
+    def tables(self) -> set[str]:
+        return {name for (name,) in self.con.execute(
+            "SELECT table_name FROM duckdb_tables() UNION ALL SELECT view_name FROM duckdb_views() WHERE NOT internal"
+        ).fetchall()}
+
+    def __call__(self, function: Any, *args: Any, reads: tuple[str, ...], makes: tuple[str, ...]) -> Any:
+        missing = [t for t in reads if t not in self.made]
+        if missing:
+            raise StageFailed(f"extract step {function.__qualname__} reads {', '.join(missing)}, which no earlier step "
+                              "made (a bug in rlops, please report it)")
+        result = function(self.con, *args)
+        self.made = self.tables()
+        absent = [t for t in makes if t not in self.made]
+        if absent:
+            raise StageFailed(f"extract step {function.__qualname__} did not make {', '.join(absent)} "
+                              "(a bug in rlops, please report it)")
+        return result
+
+
 def run(params: Mapping[str, Any], root: Path, out_dir: Path) -> dict[str, Any]:
     """The DVC stage: read params.yaml's data/extract/policy sections, write out_dir, return the whole signals report
     (signals_detail.json; signals.json holds its key counts)."""
@@ -78,27 +120,33 @@ def extract(params: ExtractParams, root: Path, out_dir: Path) -> dict[str, Any]:
         try:
             con.execute("SET TimeZone = 'UTC'")
             con.execute("BEGIN TRANSACTION")  # one transaction: a commit after every statement costs ~1 s in all
-            load.create_macros(con)
+            step = Steps(con)
+            load.create_macros(con)  # the record checks (from rlops.records) and text helpers, as SQL macros
             pii.create_macros(con)
-            load.load_feedback(con, feedback, params)
-            load.load_interactions(con, interactions, params)
+            step(load.load_feedback, feedback, params, reads=(), makes=("fb", "fb_dup"))
+            step(load.load_interactions, interactions, params, reads=("fb",), makes=("ix", "ix_dup", "ih"))
             # row ordinals are assigned: from here on every output is ordered explicitly, which frees DuckDB
             # from keeping insertion order (less memory for large sorts and joins)
             con.execute("SET preserve_insertion_order = false")
-            load.quarantine_table(con)
-            load.check_references(con)
-            located = _locate_quarantined(con, params, interactions, feedback, pool)
-            filters.filter_events(con, params)
-            filters.text_tables(con, params, root)
-            rules.run_rules(con, params)
-            judge = rlaif.judge_rows(con, params, root)
-            filters.filter_rows(con, params)
-            report.status_tables(con, params)
-            presidio_counts = _write_sets(con, params, out_dir, analyzer)
-            quarantined, quarantine_pii = _quarantine(con, params, interactions, feedback, located)
+            step(load.quarantine_table, reads=("fb", "fb_dup", "ix", "ix_dup", "ih"), makes=("quarantine",))
+            step(load.check_references, reads=("fb", "ix", "ih", "quarantine"), makes=("good_ix", "good_fb"))
+            # reading the quarantined lines' text (Python) overlaps the rules (DuckDB) from here on
+            located = step(_locate_quarantined, params, interactions, feedback, pool,
+                           reads=("quarantine", "fb", "ix"), makes=())
+            step(filters.filter_events, params, reads=("fb", "good_fb", "good_ix"), makes=("ev", "ev_drop"))
+            step(filters.text_tables, params, root, reads=("ev", "ih"), makes=("prompts", "ans", "texts", "contam"))
+            step(rules.run_rules, params, reads=("ev", "ih"), makes=("cand", "notes"))
+            judge = step(rlaif.judge_rows, params, root, reads=("ih", "cand"), makes=("cand",))
+            step(filters.filter_rows, params, reads=("cand", "prompts", "ans", "contam"), makes=("rows",))
+            step(report.status_tables, params, reads=("rows", "notes", "ev_drop", "fb", "ix", "good_ix", "quarantine"),
+                 makes=("ix_status", "fb_status_n"))
+            presidio_counts = step(_write_sets, params, out_dir, analyzer, reads=("rows", "ih", "texts"), makes=())
+            quarantined, quarantine_pii = step(_quarantine, params, interactions, feedback, located,
+                                               reads=("quarantine", "fb", "ix"), makes=())
             quarantine_pii.update(presidio_counts)
-            sources = _sources(con, interactions, feedback)
-            signals = report.signals_report(con, params, sources, quarantine_pii, judge)
+            sources = step(_sources, interactions, feedback, reads=("ix_status", "fb_status_n"), makes=())
+            signals = step(report.signals_report, params, sources, quarantine_pii, judge,
+                           reads=("rows", "ix_status", "fb_status_n", "prompts", "ans", "contam"), makes=())
         finally:
             con.close()
     atomic_write_lines(out_dir / "quarantine.jsonl", (json.dumps(q, ensure_ascii=False) for q in quarantined))

@@ -31,6 +31,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
 
+from rlops import records
 from rlops.io import fsync_dir
 from rlops.errors import InvalidInput, Problem, RlopsError
 from rlops.observe import CURRENT, migrate
@@ -47,8 +48,6 @@ STREAMS = {"interactions": ("interaction", "interaction_id"), "feedback": ("feed
 LOCK_FILE = "recorder.lock"
 _PART = re.compile(r"part-([0-9]+)\.jsonl\Z")
 _DATE_DIR = re.compile(r"date=([0-9]{4}-[0-9]{2}-[0-9]{2})\Z")
-_RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
-                      r"([Zz]|[+-][0-9]{2}:[0-9]{2})\Z")
 
 
 # -- reading ---------------------------------------------------------------------------------------------------
@@ -97,7 +96,7 @@ def read_records(directory: str | os.PathLike, stream: str) -> Iterator[dict]:
 @functools.cache
 def _validator(name: str) -> Draft202012Validator:
     text = (importlib.resources.files("rlops.spec") / "schemas" / f"{name}.schema.json").read_text(encoding="utf-8")
-    return Draft202012Validator(json.loads(text))  # compiled once per process; `timestamp` is checked by _RFC3339
+    return Draft202012Validator(json.loads(text), format_checker=records.format_checker())  # compiled once per process
 
 
 def _field(path: Any) -> str:
@@ -120,6 +119,8 @@ def _explain(error: ValidationError) -> list[tuple[str, str]]:
     if kind == "type":
         wanted = " or ".join(expected) if isinstance(expected, list) else expected
         return [(_field(where), f"expected {wanted}, got {json.dumps(value)[:60]}")]
+    if kind in ("format", "pattern") and error.schema.get("format") == "date-time":  # records' rule, one message
+        return [(_field(where), f"{records.timestamp_problem(value)}, or leave it out to get the current time")]
     if kind == "enum":
         why = f" ({error.schema['description']})" if "then" in error.relative_schema_path else ""
         return [(_field(where), f"{value!r} is not allowed; use one of: {', '.join(map(str, expected))}{why}")]
@@ -130,23 +131,9 @@ def _problems(record: Any, name: str) -> list[Problem]:
     label = f"{name} record"
     if not isinstance(record, dict):
         return [Problem(label, None, "", f"expected a JSON object (a dict), got {type(record).__name__}")]
-    problems = [Problem(label, None, field, message)
-                for error in _validator(name).iter_errors(record) for field, message in _explain(error)]
-    stamp = record.get("timestamp")
-    if isinstance(stamp, str) and not _is_rfc3339(stamp):
-        problems.append(Problem(label, None, "timestamp", f"{stamp!r} is not an RFC 3339 date-time with a time-zone "
-                                "offset; write e.g. 2026-11-03T10:15:00Z, or leave it out to get the current time"))
-    return problems
-
-
-def _is_rfc3339(stamp: str) -> bool:
-    if not _RFC3339.match(stamp):
-        return False
-    try:
-        dt.datetime.fromisoformat(stamp.upper().replace("Z", "+00:00"))
-    except ValueError:  # e.g. month 13
-        return False
-    return True
+    found = {(field, message): None
+             for error in _validator(name).iter_errors(record) for field, message in _explain(error)}
+    return [Problem(label, None, field, message) for field, message in found]  # in order, each once
 
 
 def _not_json(value: Any, path: tuple = ()) -> str | None:
@@ -318,11 +305,12 @@ def _key(stream: str, record: dict) -> Any:
 
 
 # the start of a line as Recorder writes it: schema, id, then (feedback) idempotency_key; no JSON parse needed
-_ID = rb'"([A-Za-z0-9][A-Za-z0-9._:-]*)"'
+_ID = b'"(' + records.ID_PATTERN.strip("^$").encode() + b')"'
 _LINE_START = {
-    "interactions": re.compile(rb'\{"schema":"rlops\.interaction/v1","interaction_id":' + _ID + rb"[,}]"),
-    "feedback": re.compile(rb'\{"schema":"rlops\.feedback/v1","event_id":' + _ID
-                           + rb'(?:,"idempotency_key":"([^"\\]+)")?[,}]'),
+    stream: re.compile(b'\\{"schema":' + re.escape(json.dumps(records.SCHEMAS[name]).encode()) + b","
+                       + re.escape(json.dumps(records.ID_FIELDS[name]).encode()) + b":" + _ID
+                       + (rb'(?:,"idempotency_key":"([^"\\]+)")?' if stream == "feedback" else b"") + b"[,}]")
+    for stream, (name, _) in STREAMS.items()
 }
 
 

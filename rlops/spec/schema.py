@@ -13,7 +13,9 @@ import re
 import sys
 from typing import Any, Callable
 
-from jsonschema import Draft202012Validator, FormatChecker, ValidationError
+from jsonschema import Draft202012Validator, ValidationError
+
+from rlops import records
 
 from rlops.errors import Problem
 from rlops.spec.yamlload import field_path
@@ -57,7 +59,7 @@ def _cached_validator(name: str, registry: tuple) -> Draft202012Validator:
 
         schema = components.with_components(name, schema)
     Draft202012Validator.check_schema(schema)  # a broken schema is a bug in rlops: fail loudly, at first use
-    return Draft202012Validator(schema, format_checker=FormatChecker())
+    return Draft202012Validator(schema, format_checker=records.format_checker())  # date-time: records' rule
 
 
 def check(instance: Any, name: str, file: str, line_of: Callable[[tuple], int | None]) -> list[Problem]:
@@ -109,6 +111,8 @@ def _explain(error: ValidationError) -> list[tuple[tuple, str]]:
             return [found for e in fitting for found in _explain(e)]
         forms = " or ".join(_resolve(e.schema).get("title", "?").lower() for e in error.context if e.validator == "type")
         return [(path, f"expected {forms or 'another form'}, got {_json_type(value)} {_show(value)}")]
+    if kind in ("format", "pattern") and schema.get("format") == "date-time":  # one message for either
+        return [(path, records.timestamp_problem(value) or error.message)]
     if kind == "enum":
         return [(path, f"{_show(value)} is not allowed; use one of: {', '.join(map(str, expected))}")]
     if kind == "type":

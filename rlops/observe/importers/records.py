@@ -17,14 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlops.observe.importers.source import Where, input_files, records
+from rlops import records
+from rlops.observe.importers.source import Where, input_files
+from rlops.observe.importers.source import records as source_records
 
-INTERACTION_SCHEMA = "rlops.interaction/v1"
-FEEDBACK_SCHEMA = "rlops.feedback/v1"
+INTERACTION_SCHEMA = records.SCHEMAS["interaction"]
+FEEDBACK_SCHEMA = records.SCHEMAS["feedback"]
 DEFAULT_TIMESTAMP = "1970-01-01T00:00:00Z"  # records without a time of their own; set --timestamp to place them
 DEFAULT_VERSION = "imported"
 
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*\Z")
 _HEX = re.compile(r"[0-9a-fA-F]+\Z")
 
 
@@ -64,7 +65,7 @@ class Context:
             self.quarantine(where, reason)
 
         for path, display, name in input_files(source, self.out):
-            for where, obj in records(path, display, name, bad):
+            for where, obj in source_records(path, display, name, bad):
                 self.read += count
                 yield where, obj
 
@@ -120,7 +121,7 @@ def sha1(*parts: Any) -> str:
 def safe_id(*parts: Any) -> str:
     """An id matching the schema's pattern, built from source ids; altered ids get a hash so they stay unique."""
     joined = "-".join(str(p) for p in parts if p not in (None, ""))
-    if _ID.match(joined) and len(joined) <= 200:
+    if records.is_id(joined):
         return joined
     cleaned = re.sub(r"[^A-Za-z0-9._:-]+", "-", joined).strip("-._:")[:150]
     return f"{cleaned or 'id'}-{sha1(joined)[:12]}"
