@@ -223,3 +223,11 @@ def test_the_importers_write_what_the_record_rules_accept():
         assert records.is_timestamp(timestamp(value)), value
     for parts in (("run", "a b/c"), ("-x",), ("é" * 300,), ("ok.id",), ("x" * records.ID_MAX, "y")):
         assert records.is_id(safe_id(*parts)), parts
+
+
+def test_the_implicit_weights_cover_exactly_the_recorded_implicit_actions():
+    """A new implicit action in rlops/records.py needs its weight in settings.ImplicitWeights (and the reverse)."""
+    from rlops.extract import params
+
+    assert set(params.IMPLICIT_ACTIONS) == set(records.IMPLICIT_ACTIONS)
+    assert params.KINDS is records.KINDS

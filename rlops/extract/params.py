@@ -16,10 +16,10 @@ from typing import Any
 
 from rlops import settings
 from rlops.errors import InvalidInput, Problem
+from rlops.records import KINDS  # noqa: F401  (feedback kinds, v1: part of this module's API)
 from rlops.settings import SIGNALS, Window
 
 PARAMS_FILE = "params.yaml"
-KINDS = ("rating", "pairwise", "ranking", "edit", "implicit", "outcome", "judge", "comment")  # feedback kinds (v1)
 IMPLICIT_ACTIONS = tuple(f.alias or k for k, f in settings.ImplicitWeights.model_fields.items())
 JUDGE_OWN_KEYS = ("max_pairs", "min_gap")  # extract.judge keys the extractor reads; the rest configure the judge
 _VERSION = re.compile(r"^[a-z][a-z0-9-]*@(v[1-9][0-9]*)$")
