@@ -294,6 +294,24 @@ def test_a_rollback_that_also_rewrites_a_digest_or_starts_a_canary_is_refused(re
     refused(repo, 6, "the rollback changes more than the production line")
 
 
+def test_a_rollback_ignores_what_dvc_left_and_refuses_a_real_change(repo):
+    """Issue 10 item 6: `dvc plots show`'s dvc_plots/ is DVC's own, no uncommitted change; an edited file is."""
+    from rlops.errors import InvalidInput
+    from rlops.registry.rollback import rollback
+
+    (repo.path / "dvc_plots").mkdir()
+    (repo.path / "dvc_plots/index.html").write_text("<html></html>")
+    (repo.path / "notes.txt").write_text("mine")
+    with repo.environment(), pytest.raises(InvalidInput) as refused_:
+        rollback(repo.path, None, "tone", push=False)
+    assert "notes.txt" in str(refused_.value) and "dvc_plots" not in str(refused_.value)
+    (repo.path / "notes.txt").unlink()
+    with repo.environment():
+        p = rollback(repo.path, None, "tone", push=False)
+    shown = repo.git("show", "--name-only", "--format=", p.branch).split()
+    assert sorted(shown) == sorted(["audit/ledger.jsonl", MANIFEST])
+
+
 # 7. robustness ----------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["v1.0.0", "v2 x"])

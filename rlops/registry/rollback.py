@@ -14,7 +14,16 @@ from rlops.audit import ledger
 from rlops.errors import EXIT_AUDIT, InvalidInput, Refused
 from rlops.gitio import git, rev, status_paths
 from rlops.registry import manifest, versions
-from rlops.registry.propose import Proposal, actor, commit_message, open_pr
+from rlops.registry.propose import Proposal, actor, commit_message, dvc_leftover, dvc_outputs, open_pr
+
+
+def _dvc_outputs(root: Path) -> list[str]:
+    """DVC's outputs as params.yaml resolves them; none when there is no readable params.yaml."""
+    try:
+        params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+        return dvc_outputs(root, params) if isinstance(params, dict) else []
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+        return []
 
 
 def previous_production(entries: list[ledger.Entry], current: str) -> str | None:
@@ -44,7 +53,7 @@ def rollback(root: Path, to: str | None = None, reason: str = "", *, remote: str
     if target != "base" and not (root / versions.version_file(policy, target)).is_file():
         raise InvalidInput(f"{policy}@{target} is not registered",
                          hint=f"registered versions: {', '.join(versions.registered(root, policy)) or 'none'}")
-    dirty = status_paths(root)
+    dirty = [p for p in status_paths(root) if not dvc_leftover(p, _dvc_outputs(root))]  # DVC's own files are no change
     if dirty:
         raise InvalidInput("the working tree has uncommitted changes: " + ", ".join(dirty[:10]),
                          hint="commit or stash them; a rollback branch carries only the manifest and the ledger")
