@@ -138,34 +138,15 @@ def validate(component: Component, values: Mapping[str, Any], file: str, prefix:
 
 def explain(component: Component, err: Mapping[str, Any]) -> str:
     """One pydantic error in rlops' words: what is wrong, and what would be right."""
-    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
     what = f"a {component.name} {KINDS[component.kind]}"
-    if kind == "missing":
+    if err["type"] == "missing":
         return f"missing; {what} needs it"
-    if kind == "extra_forbidden":
+    if err["type"] == "extra_forbidden":
         return f"unknown key for {what}; its keys are {', '.join(component.settings.model_fields)}"
-    if kind == "greater_than":
-        return f"must be greater than {ctx['gt']:g}, not {value!r}"
-    if kind == "greater_than_equal":
-        return f"must be at least {ctx['ge']:g}, not {value!r}"
-    if kind == "less_than_equal":
-        return f"must be at most {ctx['le']:g}, not {value!r}"
-    if kind.startswith("int_"):
-        return f"must be an integer, not {value!r}"
-    if kind.startswith("float_"):
-        return f"must be a number, not {value!r}"
-    if kind.startswith("bool_"):
-        return f"must be true or false, not {value!r}"
-    if kind.startswith("string_"):
-        return f"must be a non-empty string, not {value!r}"
-    if kind == "literal_error":
-        return f"must be one of {ctx.get('expected', '')}, not {value!r}"
-    if kind == "value_error":
-        return str(ctx.get("error", err["msg"]))
-    return f"{err['msg']}, not {value!r}"
+    from rlops import settings  # it builds on this module
 
+    return settings.explain(err)
 
-# ---- schemas derived from the registry ----------------------------------------------------------------------------
 
 def _property(schema: dict[str, Any]) -> dict[str, Any]:
     """A pydantic field schema as a spec schema writes it: an optional field is its value's type (a spec never

@@ -153,7 +153,7 @@ def test_bad_judge_configs_name_every_field_and_the_fix(monkeypatch):
                           "extract.judge.temprature"}
     assert "never put a key in the spec" in found["extract.judge.api_key"]
     assert "greater than 0" in found["extract.judge.timeout_s"] and "at least 0" in found["extract.judge.max_retries"]
-    assert "must be an integer" in found["extract.judge.max_tokens"]
+    assert "must be a whole number" in found["extract.judge.max_tokens"]
     assert "unknown key" in found["extract.judge.temprature"]
 
     found = problems({"type": "http", "url": "http://h:1/v1/chat/completions", "model": "m",

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from rlops.audit.verify import verify
-from rlops.errors import InvalidInput, Problem, RlopsError
+from rlops.errors import InvalidInput, Problem
 from rlops.gitio import BlobReader, rev
 from rlops.io import atomic_write_json, atomic_write_text
 from rlops.registry import versions

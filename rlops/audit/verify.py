@@ -25,7 +25,7 @@ from rlops.errors import InvalidInput, RlopsError
 from rlops.gitio import BlobReader, git, rev
 from rlops.gitio import versions as file_versions
 from rlops.registry import manifest, tags as tagnames, versions
-from rlops.registry.promote import (check_proposal, merge_approvals, policy_at, proposal_of, stage_changes, trailers)
+from rlops.registry.promote import (check_proposal, merge_approvals, policy_at, proposal_of, trailers)
 
 
 @dataclass(frozen=True)

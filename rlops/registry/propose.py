@@ -312,13 +312,20 @@ def propose(root: Path, *, remote: str = "origin", push: bool = True) -> Proposa
             f"the signature, the evidence, the parent and the approvals first.\n\n{report}")
     files = [spec, *[p for p in evidence_paths(root) if (root / p).exists()], versions.version_dir(policy, version),
              manifest.manifest_path(policy), ledger.LEDGER]
-    git(root, "add", "--", *files)
     trailers = {"Rlops-Policy": policy, "Rlops-Version": version, "Rlops-Cycle": str(cycle["number"]),
                 "Rlops-Ledger": f"seq={events[-1].seq} {events[-1].hash}"}
-    git(root, "commit", "-q", "-F", "-", input=commit_message(title, "Proposed by `rlops propose`; the pull request "
-                                                               "carries the gate report.", trailers).encode())
+    return commit_proposal(root, files, version, branch, base, title, "Proposed by `rlops propose`; the pull request "
+                           "carries the gate report.", trailers, body, Path(spec).stem, remote, push)
+
+
+def commit_proposal(root: Path, files: list[str], version: str, branch: str, base: str, title: str, message: str,
+                    trailers: dict[str, str], body: str, body_name: str, remote: str, push: bool) -> Proposal:
+    """Commit exactly `files` on the proposal branch (nothing else that is staged), write the pull request's body
+    under .git/rlops/ and open it (or say how): shared by propose, rollback and trust propose."""
+    git(root, "add", "--", *files)
+    git(root, "commit", "-q", "-F", "-", "--", *files, input=commit_message(title, message, trailers).encode())
     commit = git(root, "rev-parse", "HEAD").strip()
-    body_file = Path(git(root, "rev-parse", "--absolute-git-dir").strip()) / "rlops" / f"{Path(spec).stem}.pr.md"
+    body_file = Path(git(root, "rev-parse", "--absolute-git-dir").strip()) / "rlops" / f"{body_name}.pr.md"
     body_file.parent.mkdir(parents=True, exist_ok=True)
     body_file.write_text(body, encoding="utf-8")
     steps = open_pr(root, branch, base, title, body_file, remote, push)

@@ -14,7 +14,7 @@ from rlops.audit import ledger
 from rlops.errors import EXIT_AUDIT, InvalidInput, Refused
 from rlops.gitio import git, rev, status_paths
 from rlops.registry import manifest, versions
-from rlops.registry.propose import Proposal, actor, commit_message, dvc_leftover, dvc_outputs, open_pr
+from rlops.registry.propose import Proposal, actor, commit_proposal, dvc_leftover, dvc_outputs
 
 
 def _dvc_outputs(root: Path) -> list[str]:
@@ -70,15 +70,11 @@ def rollback(root: Path, to: str | None = None, reason: str = "", *, remote: str
     (root / "deployments").mkdir(exist_ok=True)
     (root / manifest.manifest_path(policy)).write_text(new.text(), encoding="utf-8")
     ledger.append(root, [event])
-    git(root, "add", "--", manifest.manifest_path(policy), ledger.LEDGER)
     title = f"{policy}: roll production back from {current.production} to {target}"
     trailers = {"Rlops-Policy": policy, "Rlops-Version": target, "Rlops-Ledger": f"seq={event.seq} {event.hash}"}
-    git(root, "commit", "-q", "-F", "-", input=commit_message(title, reason or "Proposed by `rlops rollback`.", trailers).encode())
-    commit = git(root, "rev-parse", "HEAD").strip()
     body = (f"Points `{manifest.manifest_path(policy)}` production back from `{current.production}` to `{target}`.\n\n"
             f"Reason: {reason or '(none given)'}\n\nA signed merge of this pull request, checked by `rlops promote`, "
             f"puts `{target}` back in production.\n")
-    body_file = Path(git(root, "rev-parse", "--absolute-git-dir").strip()) / "rlops" / f"{branch.replace('/', '-')}.pr.md"
-    body_file.parent.mkdir(parents=True, exist_ok=True)
-    body_file.write_text(body, encoding="utf-8")
-    return Proposal(target, branch, commit, title, body_file, open_pr(root, branch, base, title, body_file, remote, push))
+    return commit_proposal(root, [manifest.manifest_path(policy), ledger.LEDGER], target, branch, base, title,
+                           reason or "Proposed by `rlops rollback`.", trailers, body, branch.replace("/", "-"), remote,
+                           push)

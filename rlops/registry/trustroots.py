@@ -16,7 +16,7 @@ from rlops.audit import ledger, trust
 from rlops.audit.genesis import _roots_in_tree
 from rlops.errors import EXIT_AUDIT, EXIT_INVALID, InvalidInput, Refused
 from rlops.gitio import BlobReader, git, rev, status_paths
-from rlops.registry.propose import Proposal, actor, commit_message, open_pr
+from rlops.registry.propose import Proposal, actor, commit_proposal
 
 
 def propose_trust(root: Path, reason: str, *, remote: str = "origin", push: bool = True) -> Proposal:
@@ -49,16 +49,10 @@ def propose_trust(root: Path, reason: str, *, remote: str = "origin", push: bool
                               data={"reason": reason, "before": before, "after": after})
     git(root, "checkout", "-q", "-b", branch)
     ledger.append(root, [event])
-    git(root, "add", "--", *dirty, ledger.LEDGER)
     title = f"{policy}: change trust roots ({', '.join(changed) or 'none'})"
     trailers = {"Rlops-Policy": policy, "Rlops-Ledger": f"seq={event.seq} {event.hash}"}
-    git(root, "commit", "-q", "-F", "-", "--", *dirty, ledger.LEDGER,
-        input=commit_message(title, reason, trailers).encode())
-    commit = git(root, "rev-parse", "HEAD").strip()
     body = (f"Changes the trust roots of `{policy}`: {', '.join(changed)}.\n\nReason: {reason}\n\nMerge with a merge "
             f"commit signed by a signer pinned before this change, approved as specs/policy.yaml requires today; "
             f"`rlops promote` records it.\n")
-    body_file = Path(git(root, "rev-parse", "--absolute-git-dir").strip()) / "rlops" / f"{branch.replace('/', '-')}.pr.md"
-    body_file.parent.mkdir(parents=True, exist_ok=True)
-    body_file.write_text(body, encoding="utf-8")
-    return Proposal("-", branch, commit, title, body_file, open_pr(root, branch, base, title, body_file, remote, push))
+    return commit_proposal(root, [*dirty, ledger.LEDGER], "-", branch, base, title, reason, trailers, body,
+                           branch.replace("/", "-"), remote, push)
