@@ -19,12 +19,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rlops import layout
 from rlops.errors import EXIT_INVALID, RlopsError
 from rlops.gitio import BlobReader, git, load_yaml, rev
 
 STATUSES = ("planned", "evaluated", "proposed", "merged", "promoted")
 SPECS = "specs/cycles"
-VERDICT = "artifacts/gate/verdict.json"
+VERDICT = layout.VERDICT
 STARTED = {"promoted": "production", "shadow_started": "shadow", "canary_started": "canary"}
 
 

@@ -10,15 +10,15 @@ import hashlib
 from typing import Any
 
 
+from rlops import layout
 from rlops.audit.ledger import sha256_bytes
 from rlops.gitio import BlobReader, load_yaml
 
 # besides the spec: what reproduces the run, and every output DVC does not cache (metrics, plots, reports), which
 # dvc.yaml marks `cache: false` and which therefore travel in git, in the pull request
 ALWAYS = ("params.yaml", "dvc.lock")
-MODEL_OUT = "artifacts/train/merged"
-PAIRS_OUT = "artifacts/extract/pairs.jsonl"
-VERDICT = "artifacts/gate/verdict.json"
+MODEL_OUT = layout.MERGED
+VERDICT = layout.VERDICT
 
 
 def uncached_outputs(dvc_yaml_text: str) -> list[str]:
@@ -41,6 +41,12 @@ def uncached_outputs(dvc_yaml_text: str) -> list[str]:
                                 path = path.replace("${key}", key).replace("${item}", item)
                             paths.append(path)
     return paths
+
+
+def pairs_path(params: Any) -> str:
+    """The dataset a promotion registers: the pairs in params.yaml's extract.format (jsonl when it names none)."""
+    fmt = ((params.get("extract") if isinstance(params, dict) else None) or {}).get("format")
+    return layout.pairs(fmt if fmt in layout.FORMATS else None)
 
 
 def evidence_paths(root) -> list[str]:
@@ -79,10 +85,11 @@ def check(blobs: BlobReader, commit: str, entry: dict[str, Any], pending: list[d
     if dvc_md5 != entry["model"]["md5"]:
         problems.append(f"registry/{policy}/{version}/model.dvc: digest {dvc_md5} differs from the registry entry's "
                         f"{entry['model']['md5']}")
-    pairs = outs.get(PAIRS_OUT, {})
+    pairs_out = pairs_path(load_yaml(blobs.text(commit, "params.yaml") or "") or {})
+    pairs = outs.get(pairs_out, {})
     if entry["data"]["pairs"] != pairs.get("md5"):
         problems.append(f"registry {policy}@{version}: dataset digest {entry['data']['pairs']} differs from dvc.lock's "
-                        f"{PAIRS_OUT} ({pairs.get('md5')})")
+                        f"{pairs_out} ({pairs.get('md5')})")
     spec_blob = blobs.read(commit, entry["spec"]["path"])
     if spec_blob is None:
         problems.append(f"the cycle spec {entry['spec']['path']} is not in the merge")
@@ -135,10 +142,10 @@ def check_verdict(blobs: BlobReader, commit: str, entry: dict[str, Any], pending
     try:
         verdict = json.loads(verdict_bytes)
         params = load_yaml(blobs.text(commit, "params.yaml")) or {}
-        samples = {w: blobs.read(commit, f"artifacts/evaluate/{w}/samples.jsonl") for w in ("candidate", "incumbent")}
+        samples = {w: blobs.read(commit, layout.samples(w)) for w in ("candidate", "incumbent")}
         missing = [w for w, data in samples.items() if data is None]
         if missing:
-            return [f"artifacts/evaluate/{w}/samples.jsonl is not in the merge: the verdict cannot be recomputed"
+            return [f"{layout.samples(w)} is not in the merge: the verdict cannot be recomputed"
                     for w in missing]
         again = recompute_verdict(params, _items(samples["candidate"]), _items(samples["incumbent"]))
     except (ValueError, KeyError, TypeError, AttributeError) as e:
