@@ -45,20 +45,20 @@ class Judge(Protocol):
 
 
 @dataclass(frozen=True)
-class Verdict:
+class PairJudgment:  # one pair judged in both orders (the gate's verdict is rlops.gate.Verdict)
     winner: str | None  # "a", "b", or None when the two orders disagree or both say tie
     forward: str  # the judge's answer with a shown first
     backward: str  # the judge's answer with b shown first
 
 
-def judge_pair(judge: Judge, prompt: Messages, a: Messages, b: Messages) -> Verdict:
+def judge_pair(judge: Judge, prompt: Messages, a: Messages, b: Messages) -> PairJudgment:
     """Ask in both orders; a winner only when both verdicts pick the same answer (position-consistent)."""
     forward, backward = judge.prefer(prompt, a, b), judge.prefer(prompt, b, a)
     for said in (forward, backward):
         if said not in PREFERENCES:
             raise RlopsError(f"judge {judge.name} answered {said!r}; a judge answers one of {', '.join(PREFERENCES)}")
     winner = "a" if (forward, backward) == (FIRST, SECOND) else "b" if (forward, backward) == (SECOND, FIRST) else None
-    return Verdict(winner, forward, backward)
+    return PairJudgment(winner, forward, backward)
 
 
 # ---- programmatic rubrics: score(prompt, answer) -> float, higher is better --------------------------------------

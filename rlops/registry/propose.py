@@ -77,10 +77,11 @@ def _param(params: dict[str, Any], name: str) -> Any:
 
 def dvc_outputs(root: Path, params: dict[str, Any]) -> list[str]:
     """Every output DVC manages here: dvc.yaml's outs, metrics and plots (resolved) and the outs of `*.dvc` files."""
-    from rlops.gitio import load_yaml
+    from rlops.gitio import parse_yaml_text
 
     dvc_yaml = root / "dvc.yaml"
-    stages = ((load_yaml(dvc_yaml.read_text(encoding="utf-8")) or {}).get("stages") or {}) if dvc_yaml.is_file() else {}
+    dvc = (parse_yaml_text(dvc_yaml.read_text(encoding="utf-8")) or {}) if dvc_yaml.is_file() else {}
+    stages = dvc.get("stages") or {}
     paths: list[str] = []
     for stage in stages.values():
         bodies = [({}, stage)]
@@ -97,7 +98,7 @@ def dvc_outputs(root: Path, params: dict[str, Any]) -> list[str]:
                     paths.append(_interpolate(str(path), params, item).rstrip("/"))
     tracked = git(root, "ls-files", "-z", "--", "*.dvc", check=False).split("\0")
     for dvc_file in filter(None, tracked):
-        outs = (load_yaml((root / dvc_file).read_text(encoding="utf-8")) or {}).get("outs") or []
+        outs = (parse_yaml_text((root / dvc_file).read_text(encoding="utf-8")) or {}).get("outs") or []
         folder = str(Path(dvc_file).parent)
         paths += [str(Path(folder) / o["path"]) if folder != "." else o["path"] for o in outs if "path" in o]
     return paths
