@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from rlops import components
+from rlops import components, layout
 from rlops.components import Component, Settings, register
 from rlops.errors import InvalidInput, Problem, RlopsError
 from rlops.evaluate.metrics import rubric as include_exclude_score
@@ -363,7 +363,7 @@ class TransformersConfig(JudgeConfig):
         root = Path((info.context or {}).get("root", "."))
         if not (root / rel / "config.json").is_file():
             raise ValueError(f"{value!r} is not a model folder (no {rel.as_posix()}/config.json in {root}); "
-                             "point it at a folder written by save_pretrained, e.g. artifacts/base/model")
+                             f"point it at a folder written by save_pretrained, e.g. {layout.BASE_MODEL}")
         return rel.as_posix()
 
     @field_validator("device")
