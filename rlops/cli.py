@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from rlops import __version__
+from rlops import __version__, layout
 from rlops.errors import EXIT_CODES, EXIT_FAILURE, EXIT_GATE_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, RlopsError
 
 
@@ -293,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Print the gate verdict of the last `dvc repro` and exit 0 if the candidate passed, "
                                    "4 if not. Says STALE, and why, when params.yaml no longer matches its spec and the "
                                    "conf or `dvc repro` would re-run a stage.")
-    p.add_argument("path", nargs="?", default="artifacts/gate/verdict.json", help="default: artifacts/gate/verdict.json")
+    p.add_argument("path", nargs="?", default=layout.VERDICT, help=f"default: {layout.VERDICT}")
     p.set_defaults(func=cmd_verdict)
 
     p = sub.add_parser("status", parents=[common], help="the current cycle: is the plan, are DVC's outputs, is the verdict current",

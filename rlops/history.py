@@ -19,12 +19,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rlops import layout
 from rlops.errors import EXIT_INVALID, RlopsError
-from rlops.gitio import BlobReader, git, load_yaml, rev
+from rlops.gitio import BlobReader, git, parse_yaml_text, rev
 
 STATUSES = ("planned", "evaluated", "proposed", "merged", "promoted")
 SPECS = "specs/cycles"
-VERDICT = "artifacts/gate/verdict.json"
+VERDICT = layout.VERDICT
 STARTED = {"promoted": "production", "shadow_started": "shadow", "canary_started": "canary"}
 
 
@@ -96,7 +97,7 @@ def history(root: Path, ref: str = "HEAD") -> list[Cycle]:
             if text is None and (root / spec).is_file():
                 text = (root / spec).read_text(encoding="utf-8")
             try:
-                data = load_yaml(text) or {}
+                data = parse_yaml_text(text) or {}
             except Exception:  # a broken spec is `rlops validate`'s to report; history still lists the file
                 data = {}
             c = cycle_of(spec)
@@ -116,7 +117,7 @@ def history(root: Path, ref: str = "HEAD") -> list[Cycle]:
             trailers = dict(line.split(": ", 1) for line in blobs.message(proposal).splitlines() if ": " in line
                             and line.split(": ", 1)[0].startswith("Rlops-"))
             policy, version = trailers.get("Rlops-Policy"), trailers.get("Rlops-Version")
-            entry = load_yaml(blobs.text(proposal, f"registry/{policy}/{version}/version.yaml")) or {}
+            entry = parse_yaml_text(blobs.text(proposal, f"registry/{policy}/{version}/version.yaml")) or {}
             spec = (entry.get("spec") or {}).get("path") or f"{SPECS}/{short[len('cycle/'):]}.yaml"
             c = cycle_of(spec)
             if c.branch and c.branch.startswith("cycle/") and ref_name.startswith("refs/remotes/"):
@@ -130,7 +131,7 @@ def history(root: Path, ref: str = "HEAD") -> list[Cycle]:
         for path in tree:
             parts = path.split("/")
             if len(parts) == 4 and parts[0] == "registry" and parts[3] == "version.yaml":
-                entry = load_yaml(blobs.text(head, path)) or {}
+                entry = parse_yaml_text(blobs.text(head, path)) or {}
                 spec = (entry.get("spec") or {}).get("path") or f"(cycle {entry.get('cycle')})"
                 c = cycle_of(spec)
                 _from_entry(c, entry)
@@ -153,7 +154,7 @@ def history(root: Path, ref: str = "HEAD") -> list[Cycle]:
         # who serves what now, per the manifests at HEAD
         manifests = git(root, "ls-tree", "--name-only", head, "deployments/").splitlines() if head else []
         for path in manifests:
-            m = load_yaml(blobs.text(head, path)) or {}
+            m = parse_yaml_text(blobs.text(head, path)) or {}
             policy = Path(path).stem
             for stage in ("production", "shadow", "canary"):
                 version = m.get(stage)
@@ -162,7 +163,8 @@ def history(root: Path, ref: str = "HEAD") -> list[Cycle]:
                     c.serving.append(stage)
 
     # this working tree's last run, when its cycle was not proposed
-    params = load_yaml((root / "params.yaml").read_text(encoding="utf-8")) if (root / "params.yaml").is_file() else None
+    params_file = root / "params.yaml"
+    params = parse_yaml_text(params_file.read_text(encoding="utf-8")) if params_file.is_file() else None
     verdict = _json((root / VERDICT).read_text(encoding="utf-8")) if (root / VERDICT).is_file() else {}
     spec = ((params or {}).get("plan") or {}).get("spec")
     if verdict and spec:

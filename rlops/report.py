@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rlops import layout
+
 
 def _f(x: float | None, signed: bool = False) -> str:
     if x is None:
@@ -69,7 +71,7 @@ def render(params: dict[str, Any], verdict: dict[str, Any], incumbent: dict[str,
               f"- Records read: {_counts(signals.get('records_read', {}))}",
               f"- Pairs: {pairs.get('total', 0)} ({', '.join(f'{k} {v}' for k, v in sorted(pairs.items()) if k != 'total')})",
               f"- Dropped: {_counts(signals.get('dropped', {}))}",
-              f"- Quarantined (malformed, see artifacts/extract/quarantine.jsonl): {_counts(signals.get('quarantined', {}))}",
+              f"- Quarantined (malformed, see {layout.QUARANTINE}): {_counts(signals.get('quarantined', {}))}",
               *(["", signals_md.strip()] if signals_md.strip() else []),
               "", "## Training", "",
               f"- {train.get('method')}: {train.get('steps')} steps on {train.get('pairs')} pairs; "

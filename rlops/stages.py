@@ -1,7 +1,7 @@
 """The DVC stages: each reads params.yaml, calls one function of the package and writes its declared outputs.
 
-`pipelines/<stage>.py` are the thin entry points that dvc.yaml runs; the paths here and in dvc.yaml agree
-(tests/test_pipeline_layout.py checks it).
+`pipelines/<stage>.py` are the thin entry points that dvc.yaml runs; every path comes from rlops/layout.py, and
+tests/test_layout.py checks dvc.yaml against it.
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ART = Path("artifacts")
-BASE_MODEL = ART / "base" / "model"
-EXTRACT = ART / "extract"
-TRAIN = ART / "train"
-EVALUATE = ART / "evaluate"
-GATE = ART / "gate"
-MODELS = {"incumbent": BASE_MODEL, "candidate": TRAIN / "merged"}
+from rlops import layout
+
+BASE_MODEL = Path(layout.BASE_MODEL)
+EXTRACT = Path(layout.EXTRACT)
+TRAIN = Path(layout.TRAIN)
+EVALUATE = Path(layout.EVALUATE)
+GATE = Path(layout.GATE)
+MODELS = {which: Path(path) for which, path in layout.MODELS.items()}
 
 
 def _params(root: Path) -> dict[str, Any]:
@@ -61,7 +62,7 @@ def train(root: Path, params: dict[str, Any]) -> None:
         raise InvalidInput([Problem("params.yaml", None, "train.method", f"'{method}' is not implemented; available: dpo")])
     from rlops.train.dpo import train as train_dpo
 
-    pairs = EXTRACT / f"pairs.{params.get('extract', {}).get('format', 'jsonl')}"
+    pairs = Path(layout.pairs(params))
     _require(root, BASE_MODEL, pairs)
     train_dpo(params, root, root / BASE_MODEL, root / pairs, root / TRAIN)
 
@@ -83,25 +84,25 @@ def gate(root: Path, params: dict[str, Any]) -> None:
     from rlops.io import atomic_write_json, atomic_write_text
     from rlops.report import render
 
-    def load(path: Path):
+    def load(path: str):
         return json.loads((root / path).read_text(encoding="utf-8"))
 
-    evidence = [EVALUATE / w / f for w in MODELS for f in ("samples.jsonl", "results.json")]
-    _require(root, *evidence, EXTRACT / "signals_detail.json", EXTRACT / "signals.md", TRAIN / "metrics.json")
+    evidence = [Path(f(w)) for w in MODELS for f in (layout.samples, layout.results)]
+    _require(root, *evidence, Path(layout.SIGNALS_DETAIL), Path(layout.SIGNALS_MD), Path(layout.TRAIN_METRICS))
 
-    cand = read_items(root / EVALUATE / "candidate" / "samples.jsonl")
-    inc = read_items(root / EVALUATE / "incumbent" / "samples.jsonl")
+    cand = read_items(root / layout.samples("candidate"))
+    inc = read_items(root / layout.samples("incumbent"))
     verdict = gates.decide(params["gate"]["rules"], cand, inc, params["gate"]["bootstrap"]).to_json()
     verdict["cycle"] = params["cycle"]["number"]
     verdict["policy"] = params["cycle"]["policy"]
-    report = render(params, verdict, load(EVALUATE / "incumbent" / "results.json"),
-                    load(EVALUATE / "candidate" / "results.json"), load(EXTRACT / "signals_detail.json"),
-                    load(TRAIN / "metrics.json"), (root / EXTRACT / "signals.md").read_text(encoding="utf-8"))
-    atomic_write_text(root / GATE / "report.md", report)
-    atomic_write_json(root / GATE / "verdict.json", verdict)
+    report = render(params, verdict, load(layout.results("incumbent")), load(layout.results("candidate")),
+                    load(layout.SIGNALS_DETAIL), load(layout.TRAIN_METRICS),
+                    (root / layout.SIGNALS_MD).read_text(encoding="utf-8"))
+    atomic_write_text(root / layout.REPORT, report)
+    atomic_write_json(root / layout.VERDICT, verdict)
     for g in verdict["gates"]:
         print(f"gate: {'pass' if g['passed'] else 'FAIL'} {g['metric']} {g['rule']}: {g['reason']}", flush=True)
-    print(f"gate: verdict {verdict['decision'].upper()} -> {GATE / 'verdict.json'}, {GATE / 'report.md'}", flush=True)
+    print(f"gate: verdict {verdict['decision'].upper()} -> {layout.VERDICT}, {layout.REPORT}", flush=True)
 
 
 STAGES = {"base": base, "extract": extract, "train": train, "evaluate": evaluate, "gate": gate}

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rlops import layout
 from rlops.errors import RlopsError
 
 PARAMS = "params.yaml"
-VERDICT = Path("artifacts") / "gate" / "verdict.json"
+VERDICT = Path(layout.VERDICT)
 
 # One subprocess: DVC's status, and every stage downstream of a changed one (status names only the first).
 _DVC_PROBE = """
@@ -168,7 +169,7 @@ def annotate_gate(root: Path) -> list[str]:
 
     plan = plan_state(root)
     why = plan.differences or ([plan.problem] if plan.problem else [])
-    verdict_path, report_path = Path(root) / VERDICT, Path(root) / VERDICT.parent / "report.md"
+    verdict_path, report_path = Path(root) / VERDICT, Path(root) / layout.REPORT
     if not why or not verdict_path.is_file() or not report_path.is_file():
         return []
     verdict = json.loads(verdict_path.read_text(encoding="utf-8"))

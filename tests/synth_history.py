@@ -28,11 +28,11 @@ from unittest import mock
 
 import yaml
 
-from rlops import gate
+from rlops import gate, layout
 from rlops.audit import ledger, signatures
 from rlops.audit.genesis import genesis
 from rlops.registry import manifest, versions
-from rlops.registry.evidence import MODEL_OUT, PAIRS_OUT, md5
+from rlops.registry.evidence import MODEL_OUT, md5
 from rlops.registry.promote import promote
 from rlops.registry.propose import actor, commit_message, pending_events, registry_entry, write_proposal
 from rlops.registry.rollback import rollback
@@ -328,7 +328,7 @@ def write_cycle(root: Path, k: int, spec: str, production: str, rationale: str |
                  _write(root, "artifacts/gate/report.md", f"## Gate report, cycle {k}\n\nverdict: PASS\n")],
     }
     # pairs and weights live in the DVC cache, not git: only their digests appear
-    outs["extract"].append({"path": PAIRS_OUT, "md5": md5(f"pairs {k}".encode()), "size": 1000 + k})
+    outs["extract"].append({"path": layout.pairs("jsonl"), "md5": md5(f"pairs {k}".encode()), "size": 1000 + k})
     outs["train"].append({"path": MODEL_OUT, "md5": md5(f"model {k}".encode()) + ".dir", "size": 540_000_000 + k,
                           "nfiles": 7})
     deps = [{"path": "data/interactions.jsonl", "md5": md5(f"interactions {k}".encode()), "size": 100_000 + k},

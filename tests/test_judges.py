@@ -14,7 +14,7 @@ import yaml
 
 from rlops.errors import InvalidInput, RlopsError
 from rlops.extract import judges
-from rlops.extract.judges import (FIRST, PREFERENCES, QUESTION, RUBRICS, SECOND, TIE, Verdict, build_judge,
+from rlops.extract.judges import (FIRST, PREFERENCES, QUESTION, RUBRICS, SECOND, TIE, PairJudgment, build_judge,
                                   comparison_messages, judge_pair, register_rubric, support_quality)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,8 +51,8 @@ class Scripted:
 
 def test_agreeing_verdicts_name_the_winner_in_either_position():
     judge = Scripted(lambda x, y: FIRST if "replacement" in x else SECOND)
-    assert judge_pair(judge, PROMPT, GOOD, GENERIC) == Verdict("a", FIRST, SECOND)
-    assert judge_pair(judge, PROMPT, GENERIC, GOOD) == Verdict("b", SECOND, FIRST)
+    assert judge_pair(judge, PROMPT, GOOD, GENERIC) == PairJudgment("a", FIRST, SECOND)
+    assert judge_pair(judge, PROMPT, GENERIC, GOOD) == PairJudgment("b", SECOND, FIRST)
     # both orders were asked, a first then b first
     assert judge.asked[:2] == [(GOOD[0]["content"], GENERIC[0]["content"]), (GENERIC[0]["content"], GOOD[0]["content"])]
 
@@ -109,12 +109,12 @@ def test_support_quality_reads_content_parts_and_ignores_tool_calls():
 def test_rubric_judge_compares_scores_with_ties():
     judge = build_judge({"type": "rubric", "rubric": "support-quality"}, ROOT)
     assert judge.name == "rubric:support-quality"
-    assert judge_pair(judge, PROMPT, GENERIC, GOOD) == Verdict("b", SECOND, FIRST)
+    assert judge_pair(judge, PROMPT, GENERIC, GOOD) == PairJudgment("b", SECOND, FIRST)
     same_score = reply(GOOD[0]["content"].replace("teapot", "pot"))
     assert judge.prefer(PROMPT, GOOD, same_score) == TIE
     # a wide margin makes every close call a tie
     wide = build_judge({"type": "rubric", "rubric": "support-quality", "tie_margin": 1.0}, ROOT)
-    assert judge_pair(wide, PROMPT, GENERIC, GOOD) == Verdict(None, TIE, TIE)
+    assert judge_pair(wide, PROMPT, GENERIC, GOOD) == PairJudgment(None, TIE, TIE)
 
 
 def test_registered_rubrics_are_chosen_by_name(monkeypatch):
@@ -244,7 +244,7 @@ def test_http_judge_posts_a_chat_completion_with_the_key_from_the_environment(se
     server.decide = lambda body: "1" if "replacement" in body["messages"][-1]["content"].split("Answer 2:")[0] else "2"
     judge = http_judge(server, api_key_env="JUDGE_API_KEY", max_tokens=3)
     assert judge.name == f"http:judge-1@{server.url}"
-    assert judge_pair(judge, PROMPT, GENERIC, GOOD) == Verdict("b", SECOND, FIRST)
+    assert judge_pair(judge, PROMPT, GENERIC, GOOD) == PairJudgment("b", SECOND, FIRST)
 
     assert len(server.requests) == 2
     first = server.requests[0]
@@ -262,7 +262,7 @@ def test_http_judge_posts_a_chat_completion_with_the_key_from_the_environment(se
 
 def test_http_judge_without_a_key_sends_no_authorization_and_a_biased_judge_gives_no_pair(server):
     server.decide = lambda body: "1"
-    assert judge_pair(http_judge(server), PROMPT, GOOD, GENERIC) == Verdict(None, FIRST, FIRST)
+    assert judge_pair(http_judge(server), PROMPT, GOOD, GENERIC) == PairJudgment(None, FIRST, FIRST)
     assert all("Authorization" not in r["headers"] for r in server.requests)
 
 
@@ -292,7 +292,7 @@ def test_http_judge_does_not_retry_a_client_error(server):
 def test_an_unparseable_reply_is_a_tie_and_is_counted(server, content):
     server.decide = lambda body: content
     judge = http_judge(server)
-    assert judge_pair(judge, PROMPT, GOOD, GENERIC) == Verdict(None, TIE, TIE)
+    assert judge_pair(judge, PROMPT, GOOD, GENERIC) == PairJudgment(None, TIE, TIE)
     assert judge.unparsed == 2
 
 
@@ -352,7 +352,7 @@ def test_transformers_judge_compares_next_token_logits_deterministically_in_both
 
     # a margin wider than any difference in log-probability makes every verdict a tie
     wide = build_judge({"type": "transformers", "model": rel, "tie_margin": abs(forward) + abs(backward) + 1}, root)
-    assert judge_pair(wide, PROMPT, GOOD, GENERIC) == Verdict(None, TIE, TIE)
+    assert judge_pair(wide, PROMPT, GOOD, GENERIC) == PairJudgment(None, TIE, TIE)
     assert all(judge.prefer(PROMPT, a, b) in PREFERENCES for a, b in [(GOOD, RUDE), (RUDE, GENERIC)])
 
 

@@ -23,12 +23,13 @@ from rlops.errors import InvalidInput, Problem
 from rlops.gitio import BlobReader, rev
 from rlops.io import atomic_write_json, atomic_write_text
 from rlops.registry import versions
-from rlops.registry.evidence import VERDICT
+from rlops import layout
 
 FORMATS = ("md", "json", "html")
-SIGNALS = "artifacts/extract/signals_detail.json"
-SIGNALS_BEFORE = "artifacts/extract/signals.json"  # the whole report, in histories made before signals_detail.json
-TRAIN_METRICS = "artifacts/train/metrics.json"
+SIGNALS = layout.SIGNALS_DETAIL
+SIGNALS_BEFORE = layout.SIGNALS  # the whole report, in histories made before signals_detail.json
+TRAIN_METRICS = layout.TRAIN_METRICS
+VERDICT = layout.VERDICT
 MD5 = re.compile(r"^(md5:)?([0-9a-f]{32})(\.dir)?$", re.I)
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~7x faster, one version per file
 

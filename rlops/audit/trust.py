@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rlops.audit import signatures
-from rlops.gitio import BlobReader, load_yaml
+from rlops.gitio import BlobReader, parse_yaml_text
 
 PEOPLE = "audit/people.yaml"
 POLICY = "specs/policy.yaml"
@@ -42,7 +42,7 @@ def sha256(data: bytes) -> str:
 def policy_part(text: str | None) -> dict[str, Any]:
     """The trust-root keys of specs/policy.yaml (the policy's name and its approvals rule)."""
     try:
-        data = load_yaml(text) or {}
+        data = parse_yaml_text(text) or {}
     except Exception:  # a broken policy file is a changed root, named by the caller
         return {"unreadable": sha256((text or "").encode())}
     return {k: data.get(k) for k in POLICY_KEYS} if isinstance(data, dict) else {"unreadable": True}
@@ -145,7 +145,7 @@ def parse_people(text: str | None, file: str = PEOPLE) -> People:
     if text is None:
         return People()
     try:
-        data = load_yaml(text) or {}
+        data = parse_yaml_text(text) or {}
     except Exception as e:
         return People((), (f"{file}: not YAML ({e})",))
     rows = data.get("people") if isinstance(data, dict) else None

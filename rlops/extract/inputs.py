@@ -13,10 +13,10 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from rlops import layout
 from rlops.errors import InvalidInput, Problem
 from rlops.extract import engine
 
-INPUTS = Path("artifacts") / "inputs"
 
 
 def _sha256(path: Path) -> str:
@@ -40,7 +40,7 @@ def record(params: dict[str, Any], root: Path, key: str) -> Path:
     manifest = {"path": sources[key],
                 "files": [{"file": display, "bytes": path.stat().st_size, "sha256": _sha256(path)}
                           for path, display in zip(source.files, source.displays)]}
-    out = Path(root) / INPUTS / f"{key}.json"
+    out = Path(root) / layout.input_manifest(key)
     atomic_write_json(out, manifest)
     print(f"inputs: {key}: {sources[key]} ({len(manifest['files'])} file(s)) -> {out.relative_to(root)}", flush=True)
     return out

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from rlops import components
+from rlops import components, layout
 from rlops.components import Component, Settings, register
 from rlops.errors import InvalidInput, Problem, RlopsError
 from rlops.evaluate.metrics import rubric as include_exclude_score
@@ -45,20 +45,20 @@ class Judge(Protocol):
 
 
 @dataclass(frozen=True)
-class Verdict:
+class PairJudgment:  # one pair judged in both orders (the gate's verdict is rlops.gate.Verdict)
     winner: str | None  # "a", "b", or None when the two orders disagree or both say tie
     forward: str  # the judge's answer with a shown first
     backward: str  # the judge's answer with b shown first
 
 
-def judge_pair(judge: Judge, prompt: Messages, a: Messages, b: Messages) -> Verdict:
+def judge_pair(judge: Judge, prompt: Messages, a: Messages, b: Messages) -> PairJudgment:
     """Ask in both orders; a winner only when both verdicts pick the same answer (position-consistent)."""
     forward, backward = judge.prefer(prompt, a, b), judge.prefer(prompt, b, a)
     for said in (forward, backward):
         if said not in PREFERENCES:
             raise RlopsError(f"judge {judge.name} answered {said!r}; a judge answers one of {', '.join(PREFERENCES)}")
     winner = "a" if (forward, backward) == (FIRST, SECOND) else "b" if (forward, backward) == (SECOND, FIRST) else None
-    return Verdict(winner, forward, backward)
+    return PairJudgment(winner, forward, backward)
 
 
 # ---- programmatic rubrics: score(prompt, answer) -> float, higher is better --------------------------------------
@@ -363,7 +363,7 @@ class TransformersConfig(JudgeConfig):
         root = Path((info.context or {}).get("root", "."))
         if not (root / rel / "config.json").is_file():
             raise ValueError(f"{value!r} is not a model folder (no {rel.as_posix()}/config.json in {root}); "
-                             "point it at a folder written by save_pretrained, e.g. artifacts/base/model")
+                             f"point it at a folder written by save_pretrained, e.g. {layout.BASE_MODEL}")
         return rel.as_posix()
 
     @field_validator("device")

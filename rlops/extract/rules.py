@@ -27,10 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from rlops import layout
 from rlops.errors import StageFailed
 from rlops.extract.params import SIGNALS, ExtractParams
 
-SETS = ("pairs", "unpaired", "sft", "rewards")
+SETS = layout.SETS
 RULE_ORDER = {rule: i for i, rule in enumerate(SIGNALS)}  # also the order rows are written and deduplicated in
 LEVENSHTEIN_MAX = 2000  # characters; DuckDB's levenshtein is quadratic, longer texts use the banded chars_changed
 

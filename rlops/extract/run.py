@@ -30,6 +30,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from rlops import layout
 from rlops.errors import StageFailed
 from rlops.extract import engine, filters, load, pii, report, rlaif, rules
 from rlops.extract.params import ExtractParams
@@ -51,11 +52,14 @@ _IXLINE = re.compile(r"\{ixline:(\d+)\}")
 
 
 def outputs(fmt: str) -> tuple[str, ...]:
-    """The files the stage writes (dvc.yaml's outs), signals.json last."""
-    return (*(f"{s}.{fmt}" for s in SETS), "quarantine.jsonl", "signals.md", "signals_detail.json", "signals.json")
+    """The files the stage writes (dvc.yaml's outs, named in rlops/layout.py), signals.json last."""
+    return tuple(path.rsplit("/", 1)[1] for path in layout.extract_outputs(fmt))
 
 
 OUTPUTS = outputs("jsonl")
+# the report files' names inside out_dir (the stage writes layout.EXTRACT; tests write elsewhere)
+QUARANTINE, SIGNALS_MD, SIGNALS_DETAIL, SIGNALS_JSON = (p.rsplit("/", 1)[1] for p in (
+    layout.QUARANTINE, layout.SIGNALS_MD, layout.SIGNALS_DETAIL, layout.SIGNALS))
 
 
 class Steps:
@@ -108,10 +112,10 @@ def resolve_all(root: Path, settings: tuple[str, ...], field: str) -> engine.Sou
 
 def extract(params: ExtractParams, root: Path, out_dir: Path) -> dict[str, Any]:
     """Everything the stage does; returns the report it wrote to out_dir/signals_detail.json."""
-    (out_dir / "signals.json").unlink(missing_ok=True)  # present only once everything else is complete
-    for other in {"jsonl", "parquet"} - {params.format}:  # sets in the other format are stale (train reads either)
+    (out_dir / SIGNALS_JSON).unlink(missing_ok=True)  # present only once everything else is complete
+    for other in set(layout.FORMATS) - {params.format}:  # sets in the other format are stale (train reads either)
         for name in SETS:
-            (out_dir / f"{name}.{other}").unlink(missing_ok=True)
+            (out_dir / layout.extract_set(name, other).rsplit("/", 1)[1]).unlink(missing_ok=True)
     interactions = resolve_all(root, params.interactions, "data.interactions")
     feedback = resolve_all(root, params.feedback, "data.feedback")
     analyzer = pii.presidio_analyzer() if params.pii != "off" and params.pii_tier == "presidio" else None
@@ -149,10 +153,10 @@ def extract(params: ExtractParams, root: Path, out_dir: Path) -> dict[str, Any]:
                            reads=("rows", "ix_status", "fb_status_n", "prompts", "ans", "contam"), makes=())
         finally:
             con.close()
-    atomic_write_lines(out_dir / "quarantine.jsonl", (json.dumps(q, ensure_ascii=False) for q in quarantined))
-    atomic_write_text(out_dir / "signals.md", report.signals_markdown(signals, params))
-    atomic_write_json(out_dir / "signals_detail.json", signals)
-    atomic_write_json(out_dir / "signals.json", report.key_counts(signals))
+    atomic_write_lines(out_dir / QUARANTINE, (json.dumps(q, ensure_ascii=False) for q in quarantined))
+    atomic_write_text(out_dir / SIGNALS_MD, report.signals_markdown(signals, params))
+    atomic_write_json(out_dir / SIGNALS_DETAIL, signals)
+    atomic_write_json(out_dir / SIGNALS_JSON, report.key_counts(signals))
     return signals
 
 
@@ -278,7 +282,7 @@ def _write_sets(con: Any, params: ExtractParams, out_dir: Path, analyzer: Any) -
             if redacted:
                 con.executemany("INSERT INTO deeper VALUES (?, ?)", redacted)
             query = "SELECT line FROM deeper ORDER BY n"
-        path = out_dir / f"{set_name}.{params.format}"
+        path = out_dir / layout.extract_set(set_name, params.format).rsplit("/", 1)[1]
         if params.format == "jsonl":
             engine.copy_lines(con, query, path)
         else:

@@ -10,20 +10,20 @@ import hashlib
 from typing import Any
 
 
+from rlops import layout
 from rlops.audit.ledger import sha256_bytes
-from rlops.gitio import BlobReader, load_yaml
+from rlops.gitio import BlobReader, parse_yaml_text
 
 # besides the spec: what reproduces the run, and every output DVC does not cache (metrics, plots, reports), which
 # dvc.yaml marks `cache: false` and which therefore travel in git, in the pull request
 ALWAYS = ("params.yaml", "dvc.lock")
-MODEL_OUT = "artifacts/train/merged"
-PAIRS_OUT = "artifacts/extract/pairs.jsonl"
-VERDICT = "artifacts/gate/verdict.json"
+MODEL_OUT = layout.MERGED
+VERDICT = layout.VERDICT
 
 
 def uncached_outputs(dvc_yaml_text: str) -> list[str]:
     """The paths dvc.yaml declares with `cache: false` (foreach stages expanded), in file order."""
-    stages = (load_yaml(dvc_yaml_text) or {}).get("stages") or {}
+    stages = (parse_yaml_text(dvc_yaml_text) or {}).get("stages") or {}
     paths: list[str] = []
     for stage in stages.values():
         items = [(None, None, stage)]
@@ -43,13 +43,19 @@ def uncached_outputs(dvc_yaml_text: str) -> list[str]:
     return paths
 
 
+def pairs_path(params: Any) -> str:
+    """The dataset a promotion registers: the pairs in params.yaml's extract.format (jsonl when it names none)."""
+    fmt = ((params.get("extract") if isinstance(params, dict) else None) or {}).get("format")
+    return layout.pairs(fmt if fmt in layout.FORMATS else None)
+
+
 def evidence_paths(root) -> list[str]:
     return [*ALWAYS, *uncached_outputs((root / "dvc.yaml").read_text(encoding="utf-8"))]
 
 
 def lock_index(lock_text: str | None) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """path -> entry (md5, size, nfiles) of every stage's outputs and of every stage's dependencies in dvc.lock."""
-    lock = load_yaml(lock_text or "") or {}
+    lock = parse_yaml_text(lock_text or "") or {}
     outs: dict[str, dict[str, Any]] = {}
     deps: dict[str, dict[str, Any]] = {}
     for stage in (lock.get("stages") or {}).values():
@@ -74,15 +80,16 @@ def check(blobs: BlobReader, commit: str, entry: dict[str, Any], pending: list[d
     if entry["model"]["md5"] != model.get("md5"):
         problems.append(f"registry {policy}@{version}: model digest {entry['model']['md5']} differs from dvc.lock's "
                         f"{MODEL_OUT} ({model.get('md5')})")
-    dvc_file = load_yaml(blobs.text(commit, f"registry/{policy}/{version}/model.dvc") or "") or {}
+    dvc_file = parse_yaml_text(blobs.text(commit, f"registry/{policy}/{version}/model.dvc") or "") or {}
     dvc_md5 = ((dvc_file.get("outs") or [{}])[0]).get("md5")
     if dvc_md5 != entry["model"]["md5"]:
         problems.append(f"registry/{policy}/{version}/model.dvc: digest {dvc_md5} differs from the registry entry's "
                         f"{entry['model']['md5']}")
-    pairs = outs.get(PAIRS_OUT, {})
+    pairs_out = pairs_path(parse_yaml_text(blobs.text(commit, "params.yaml") or "") or {})
+    pairs = outs.get(pairs_out, {})
     if entry["data"]["pairs"] != pairs.get("md5"):
         problems.append(f"registry {policy}@{version}: dataset digest {entry['data']['pairs']} differs from dvc.lock's "
-                        f"{PAIRS_OUT} ({pairs.get('md5')})")
+                        f"{pairs_out} ({pairs.get('md5')})")
     spec_blob = blobs.read(commit, entry["spec"]["path"])
     if spec_blob is None:
         problems.append(f"the cycle spec {entry['spec']['path']} is not in the merge")
@@ -134,11 +141,11 @@ def check_verdict(blobs: BlobReader, commit: str, entry: dict[str, Any], pending
         return [f"{VERDICT} is not in the merge: the verdict is required evidence of a promotion"]
     try:
         verdict = json.loads(verdict_bytes)
-        params = load_yaml(blobs.text(commit, "params.yaml")) or {}
-        samples = {w: blobs.read(commit, f"artifacts/evaluate/{w}/samples.jsonl") for w in ("candidate", "incumbent")}
+        params = parse_yaml_text(blobs.text(commit, "params.yaml")) or {}
+        samples = {w: blobs.read(commit, layout.samples(w)) for w in ("candidate", "incumbent")}
         missing = [w for w, data in samples.items() if data is None]
         if missing:
-            return [f"artifacts/evaluate/{w}/samples.jsonl is not in the merge: the verdict cannot be recomputed"
+            return [f"{layout.samples(w)} is not in the merge: the verdict cannot be recomputed"
                     for w in missing]
         again = recompute_verdict(params, _items(samples["candidate"]), _items(samples["incumbent"]))
     except (ValueError, KeyError, TypeError, AttributeError) as e:

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from rlops.gitio import load_yaml
+from rlops.gitio import parse_yaml_text
 from rlops.errors import InvalidInput, Problem
 
 DEPLOYMENTS = "deployments"
@@ -36,7 +36,7 @@ class Manifest:
         """The manifest in `text`; a repository without one serves the base model in production."""
         if text is None:
             return cls(policy)
-        data: Any = load_yaml(text) or {}
+        data: Any = parse_yaml_text(text) or {}
         problems = []
         if not isinstance(data, dict):
             raise InvalidInput([Problem(file, None, "", "must be a mapping with policy, production, shadow, canary")])

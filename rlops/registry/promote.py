@@ -19,7 +19,7 @@ from typing import Any
 from rlops.audit import ledger, signatures, trust
 from rlops.errors import (EXIT_APPROVALS, EXIT_EVIDENCE, EXIT_INVALID, EXIT_STALE_PARENT, EXIT_UNSIGNED, InvalidInput,
                           Refused, RlopsError)
-from rlops.gitio import BlobReader, git, load_yaml, parents, rev
+from rlops.gitio import BlobReader, git, parse_yaml_text, parents, rev
 from rlops.registry import evidence, manifest, tags, versions
 from rlops.registry.propose import actor, moved
 
@@ -52,7 +52,7 @@ def merge_commit(root: Path, commit: str) -> str:
 
 
 @dataclass(frozen=True)
-class Proposal:
+class PendingProposal:
     """What a merge brings in: a new version (promotion) or a return to an older one (rollback)."""
 
     kind: str  # promotion | rollback
@@ -74,24 +74,24 @@ def policy_at(blobs: BlobReader, commit: str) -> dict[str, Any]:
     text = blobs.text(commit, "specs/policy.yaml")
     if text is None:
         raise InvalidInput(f"specs/policy.yaml is missing at {commit[:12]}: no policy to promote")
-    return load_yaml(text)
+    return parse_yaml_text(text)
 
 
-def proposal_of(pending: list[dict[str, Any]], policy: str) -> Proposal | None:
+def proposal_of(pending: list[dict[str, Any]], policy: str) -> PendingProposal | None:
     """The proposal a run of pending ledger events describes, or None when they hold none (or name no version)."""
     names = [e["event"] for e in pending]
     if "gate_decided" in names:
         e = pending[names.index("gate_decided")]
         found = [s["name"].split("@", 1)[1] for s in e.get("subjects") or [] if str(s.get("name", "")).startswith(policy + "@")]
-        return Proposal("promotion", policy, found[0], pending) if found else None
+        return PendingProposal("promotion", policy, found[0], pending) if found else None
     if "rolled_back" in names:
-        return Proposal("rollback", policy, str(pending[names.index("rolled_back")]["data"].get("to")), pending)
+        return PendingProposal("rollback", policy, str(pending[names.index("rolled_back")]["data"].get("to")), pending)
     if "trust_changed" in names:
-        return Proposal("trust", policy, "-", pending)
+        return PendingProposal("trust", policy, "-", pending)
     return None
 
 
-def scope_problems(prop: Proposal, changed: list[str], entry: dict[str, Any] | None) -> list[tuple[int, str]]:
+def scope_problems(prop: PendingProposal, changed: list[str], entry: dict[str, Any] | None) -> list[tuple[int, str]]:
     """What a merge changes beyond its kind: a promotion carries its cycle's evidence, its new version, the manifest
     and the ledger; a rollback the manifest and the ledger; a trust change the trust roots and the ledger."""
     mpath = manifest.manifest_path(prop.policy)
@@ -121,7 +121,7 @@ def scope_problems(prop: Proposal, changed: list[str], entry: dict[str, Any] | N
     return out
 
 
-def check_proposal(blobs: BlobReader, merge: str, first: str, prop: Proposal, pinned: signatures.Pinned,
+def check_proposal(blobs: BlobReader, merge: str, first: str, prop: PendingProposal, pinned: signatures.Pinned,
                    sig: signatures.Signature, changed: list[str]) -> list[tuple[int, str]]:
     """Signature, scope, evidence, verdict and parent checks of one merge (shared with `rlops audit verify`);
     `changed` is what the merge changes against its first parent."""
@@ -142,7 +142,7 @@ def check_proposal(blobs: BlobReader, merge: str, first: str, prop: Proposal, pi
         entry_text = blobs.text(merge, versions.version_file(prop.policy, prop.version))
         if entry_text is None:
             return reasons + [(EXIT_EVIDENCE, f"{versions.version_file(prop.policy, prop.version)} is not in the merge")]
-        entry = load_yaml(entry_text)
+        entry = parse_yaml_text(entry_text)
         reasons += scope_problems(prop, changed, entry)
         if blobs.read(first, versions.version_file(prop.policy, prop.version)) is not None:
             reasons.append((EXIT_STALE_PARENT, f"{prop.policy}@{prop.version} was already registered by an earlier "
@@ -174,7 +174,7 @@ def check_proposal(blobs: BlobReader, merge: str, first: str, prop: Proposal, pi
     return reasons
 
 
-def trust_change_problems(blobs: BlobReader, merge: str, first: str, prop: Proposal) -> list[tuple[int, str]]:
+def trust_change_problems(blobs: BlobReader, merge: str, first: str, prop: PendingProposal) -> list[tuple[int, str]]:
     """A trust change's ledger event names the roots the merge holds, and something changes."""
     event = next(e for e in prop.pending if e["event"] == "trust_changed")
     after = trust.roots_at(blobs, merge)
@@ -230,13 +230,13 @@ def read_approvals_file(approvals_file: Path | None) -> Any:
 
 
 def merge_approvals(blobs: BlobReader, merge: str, ps: list[str], sig: signatures.Signature, reviews: list[tuple[str, str]],
-                    prop: Proposal) -> tuple[trust.Approvals, int]:
+                    prop: PendingProposal) -> tuple[trust.Approvals, int]:
     """Who approved this merge (people from audit/people.yaml on its first parent; never the proposer or the
     signer), and how many approvals the first parent's policy requires."""
     people = trust.people_at(blobs, ps[0])
     excluded = trust.excluded_people(people, trust.author_of(blobs, ps[1]), sig)
     if prop.kind == "promotion":
-        entry = load_yaml(blobs.text(merge, versions.version_file(prop.policy, prop.version)) or "") or {}
+        entry = parse_yaml_text(blobs.text(merge, versions.version_file(prop.policy, prop.version)) or "") or {}
         proposer = people.resolve(str(entry.get("proposed_by", "")))
         if proposer:
             excluded.setdefault(proposer.name, "proposer")
@@ -247,7 +247,8 @@ def merge_approvals(blobs: BlobReader, merge: str, ps: list[str], sig: signature
     return trust.approvals(blobs.message(merge), reviews, people, excluded), trust.required_approvals(blobs, ps[0])
 
 
-def inspect_merge(root: Path, blobs: BlobReader, commit: str) -> tuple[str | None, Proposal | None, list[str], list[str]]:
+def inspect_merge(root: Path, blobs: BlobReader,
+                  commit: str) -> tuple[str | None, PendingProposal | None, list[str], list[str]]:
     """(first parent, the proposal the commit lands, the ledger lines at the commit, ledger problems)."""
     ps = parents(root, commit)
     if not ps:
@@ -417,7 +418,7 @@ def promote(root: Path, commit: str = "HEAD", approvals_file: Path | None = None
     return Promotion(prop.version if prop.kind != "trust" else "trust roots", stage, sha, record, made)
 
 
-def planned_tags(root: Path, prop: Proposal, changed_stages) -> list[str]:
+def planned_tags(root: Path, prop: PendingProposal, changed_stages) -> list[str]:
     """The names of the tags this promotion will write, as tags.register and tags.assign name them."""
     names = [f"{prop.policy}@{tags.semver(prop.version)}"] if prop.kind == "promotion" else []
     counters = [int(m.group(1)) for t in tags.list_tags(root, prop.policy) if (m := re.search(r"#(\d+)$", t))]

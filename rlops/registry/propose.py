@@ -17,11 +17,12 @@ from typing import Any
 
 import yaml
 
+from rlops import layout
 from rlops.audit import ledger
 from rlops.errors import EXIT_GATE_FAILED, EXIT_INVALID, EXIT_STALE, EXIT_STALE_PARENT, Refused, RlopsError
 from rlops.gitio import git, rev, status_paths
 from rlops.registry import manifest, versions
-from rlops.registry.evidence import MODEL_OUT, PAIRS_OUT, VERDICT, evidence_paths, lock_index
+from rlops.registry.evidence import MODEL_OUT, VERDICT, evidence_paths, lock_index, pairs_path
 
 
 @dataclass(frozen=True)
@@ -76,10 +77,11 @@ def _param(params: dict[str, Any], name: str) -> Any:
 
 def dvc_outputs(root: Path, params: dict[str, Any]) -> list[str]:
     """Every output DVC manages here: dvc.yaml's outs, metrics and plots (resolved) and the outs of `*.dvc` files."""
-    from rlops.gitio import load_yaml
+    from rlops.gitio import parse_yaml_text
 
     dvc_yaml = root / "dvc.yaml"
-    stages = ((load_yaml(dvc_yaml.read_text(encoding="utf-8")) or {}).get("stages") or {}) if dvc_yaml.is_file() else {}
+    dvc = (parse_yaml_text(dvc_yaml.read_text(encoding="utf-8")) or {}) if dvc_yaml.is_file() else {}
+    stages = dvc.get("stages") or {}
     paths: list[str] = []
     for stage in stages.values():
         bodies = [({}, stage)]
@@ -96,7 +98,7 @@ def dvc_outputs(root: Path, params: dict[str, Any]) -> list[str]:
                     paths.append(_interpolate(str(path), params, item).rstrip("/"))
     tracked = git(root, "ls-files", "-z", "--", "*.dvc", check=False).split("\0")
     for dvc_file in filter(None, tracked):
-        outs = (load_yaml((root / dvc_file).read_text(encoding="utf-8")) or {}).get("outs") or []
+        outs = (parse_yaml_text((root / dvc_file).read_text(encoding="utf-8")) or {}).get("outs") or []
         folder = str(Path(dvc_file).parent)
         paths += [str(Path(folder) / o["path"]) if folder != "." else o["path"] for o in outs if "path" in o]
     return paths
@@ -181,8 +183,9 @@ def registry_entry(root: Path, params: dict[str, Any], version: str, who: str, t
     """The registry record of the candidate, and the dvc.lock out of its weights."""
     lock_text = (root / "dvc.lock").read_text(encoding="utf-8")
     outs, deps = lock_index(lock_text)
-    if MODEL_OUT not in outs or PAIRS_OUT not in outs:
-        raise RlopsError(f"dvc.lock has no {MODEL_OUT} or {PAIRS_OUT}", hint="run `dvc repro` to completion first")
+    pairs_out = pairs_path(params)
+    if MODEL_OUT not in outs or pairs_out not in outs:
+        raise RlopsError(f"dvc.lock has no {MODEL_OUT} or {pairs_out}", hint="run `dvc repro` to completion first")
     spec = params["plan"]["spec"]
     verdict = _read_json(root, VERDICT)
     cycle, train = params["cycle"], params["train"]
@@ -194,7 +197,7 @@ def registry_entry(root: Path, params: dict[str, Any], version: str, who: str, t
         "spec": {"path": spec, "blob": git(root, "hash-object", spec).strip()},
         "model": {"md5": outs[MODEL_OUT]["md5"], "size": outs[MODEL_OUT].get("size"),
                   "nfiles": outs[MODEL_OUT].get("nfiles"), "base": params["model"]["name"]},
-        "data": {"pairs": outs[PAIRS_OUT]["md5"],
+        "data": {"pairs": outs[pairs_out]["md5"],
                  "interactions": deps.get(params["data"]["interactions"], {}).get("md5"),
                  "feedback": deps.get(params["data"]["feedback"], {}).get("md5")},
         "training": {"method": train["method"], **{k: train[k] for k in ("beta", "learning_rate", "max_steps") if k in train}},
@@ -226,9 +229,9 @@ def pending_events(entries: list[ledger.Entry], entry: dict[str, Any], who: str,
          {p: ev[p] for p in (entry["spec"]["path"], "params.yaml", "dvc.lock") if p in ev},
          {"cycle": entry["cycle"], "parent": entry["parent"], "rationale": entry["rationale"],
           "promotion": entry["promotion"]}),
-        ("evaluated", [subject], {p: d for p, d in ev.items() if p.startswith("artifacts/evaluate/")},
+        ("evaluated", [subject], {p: d for p, d in ev.items() if p.startswith(layout.EVALUATE + "/")},
          {"metrics": {m: {"incumbent": g["incumbent"], "candidate": g["candidate"]} for m, g in entry["evaluation"].items()}}),
-        ("gate_decided", [subject], {p: ev[p] for p in (VERDICT, "artifacts/gate/report.md") if p in ev},
+        ("gate_decided", [subject], {p: ev[p] for p in (VERDICT, layout.REPORT) if p in ev},
          {"decision": entry["verdict"], "gates": {m: g["passed"] for m, g in entry["evaluation"].items()}}),
     ]
     out: list[ledger.Entry] = []
@@ -305,7 +308,7 @@ def propose(root: Path, *, remote: str = "origin", push: bool = True) -> Proposa
     mode = cycle["promotion"]["mode"]
     where = {"replace": "production", "shadow": "shadow", "canary": f"canary ({cycle['promotion'].get('fraction')})"}[mode]
     title = f"{policy}@{version}: cycle {cycle['number']:04d} to {where}"
-    report = (root / "artifacts/gate/report.md").read_text(encoding="utf-8")
+    report = (root / layout.REPORT).read_text(encoding="utf-8")
     body = (f"Registers `{policy}@{version}` (parent `{entry['parent']}`, model md5 `{entry['model']['md5']}`) and moves "
             f"`{manifest.manifest_path(policy)}` {where}: `{current.stages().get(where.split(' ')[0], 'none')}` -> "
             f"`{version}`.\nMerging this pull request with a signed merge commit promotes it; `rlops promote` checks "

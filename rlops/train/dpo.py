@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rlops import settings
+from rlops import layout, settings
 from rlops.errors import StageFailed
 from rlops.io import atomic_dir, atomic_write_json, atomic_write_text
 from rlops.train.runtime import Runtime
@@ -88,7 +88,7 @@ def _load_pairs(path: Path, tokenizer):
     rows = read_pairs(path)
     if not rows:
         raise StageFailed(f"{path} holds no preference pairs",
-                          hint="see artifacts/extract/signals.md (or signals_detail.json) for what was dropped and why")
+                          hint=f"see {layout.SIGNALS_MD} (or {layout.SIGNALS_DETAIL}) for what was dropped and why")
     return Dataset.from_list(for_template(rows, tokenizer.chat_template))
 
 
