@@ -72,6 +72,9 @@ def check(blobs: BlobReader, commit: str, entry: dict[str, Any], pending: list[d
     """Every way the evidence at `commit` disagrees with the registry entry, dvc.lock and the ledger's events."""
     problems: list[str] = []
     policy, version = entry["policy"], entry["version"]
+    blobs.prefetch(commit, ["dvc.lock", "params.yaml", f"registry/{policy}/{version}/model.dvc", str(entry["spec"]["path"]),
+                            *entry["evidence"], VERDICT, *(f"artifacts/evaluate/{w}/samples.jsonl" for w in
+                                                           ("candidate", "incumbent"))])
     lock_text = blobs.text(commit, "dvc.lock")
     if lock_text is None:
         return ["dvc.lock is not in the merge: the pull request must carry the lock of the run that produced it"]
