@@ -22,7 +22,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from synth_history import make_history  # noqa: E402
 
-from rlops.audit import signatures, verify as V  # noqa: E402
+from rlops.audit import signatures  # noqa: E402
+from rlops.audit import verify as V  # noqa: E402
 from rlops.registry import evidence  # noqa: E402
 
 

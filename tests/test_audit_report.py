@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from synth_history import SIGNER, SynthRepo, keygen, make_history
 
 from rlops.audit import ledger
-from synth_history import REVIEWER, SIGNER, SynthRepo, keygen, make_history
 
 LEDGER = "audit/ledger.jsonl"
 

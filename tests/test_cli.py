@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import run
 
 SPEC = "specs/cycles/0001-damaged-orders.yaml"

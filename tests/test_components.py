@@ -16,10 +16,9 @@ from pydantic import Field
 
 from rlops import components
 from rlops.cli import main
-from rlops.components import Component, Metric
+from rlops.components import SCHEMA_FILE, Component, Metric, schema_text
 from rlops.errors import InvalidInput
 from rlops.gate import decide
-from rlops.components import SCHEMA_FILE, schema_text
 from rlops.gates import Evidence, GateSettings, Outcome, rule_defaults, rule_lines
 
 ROOT = Path(__file__).resolve().parent.parent

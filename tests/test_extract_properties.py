@@ -13,12 +13,12 @@ from pathlib import Path
 import duckdb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_extract import DEFAULTS, SYSTEM, assert_accounted
 
 from rlops.extract import pii
 from rlops.extract import run as extract_run
 from rlops.extract.filters import normalise
 from rlops.extract.load import create_macros
-from test_extract import DEFAULTS, SYSTEM, assert_accounted
 
 IDS = [f"i-{n}" for n in range(6)]
 TEXTS = ["My teapot arrived broken.", "Where is my order NW-55120?", "Refund please", "What are your opening hours?",

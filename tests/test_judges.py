@@ -14,8 +14,20 @@ import yaml
 
 from rlops.errors import InvalidInput, RlopsError
 from rlops.extract import judges
-from rlops.extract.judges import (FIRST, PREFERENCES, QUESTION, RUBRICS, SECOND, TIE, PairJudgment, build_judge,
-                                  comparison_messages, judge_pair, register_rubric, support_quality)
+from rlops.extract.judges import (
+    FIRST,
+    PREFERENCES,
+    QUESTION,
+    RUBRICS,
+    SECOND,
+    TIE,
+    PairJudgment,
+    build_judge,
+    comparison_messages,
+    judge_pair,
+    register_rubric,
+    support_quality,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT = [{"role": "system", "content": "You are the support agent of Northwind."},

@@ -111,6 +111,7 @@ def test_extract_stage_writes_the_layouts_files():
 def _parquet_run(repo, env) -> dict:
     """What a finished parquet cycle leaves for `rlops propose`: params.yaml, dvc.lock, the verdict, committed."""
     from conftest import run
+
     from rlops.registry.evidence import md5
 
     params = _params("parquet")

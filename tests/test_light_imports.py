@@ -9,7 +9,6 @@ import sys
 
 import pytest
 
-
 HEAVY = ("torch", "transformers", "trl", "lm_eval", "dvc", "peft", "datasets")
 PROBE = """
 import json, sys

@@ -7,8 +7,8 @@ import json
 import re
 
 import yaml
-
 from conftest import run
+
 from rlops.cli import main
 
 SPEC = "specs/cycles/0001-damaged-orders.yaml"

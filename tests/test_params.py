@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import yaml
-
 from conftest import ROOT
+
 from rlops.errors import InvalidInput
 from rlops.evaluate.run import EvalParams
 from rlops.train.dpo import DPOParams

@@ -6,7 +6,6 @@ import json
 import re
 
 import pytest
-
 from conftest import run
 
 SPEC = "specs/cycles/0001-damaged-orders.yaml"

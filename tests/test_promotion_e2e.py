@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import run
 
 SPEC1 = "specs/cycles/0001-damaged-orders.yaml"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import shutil
 
 import yaml
-
 from conftest import run
+
 from rlops.errors import EXIT_INVALID
 from rlops.registry.propose import dvc_outputs, preflight, unrelated_changes
 

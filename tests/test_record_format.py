@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from test_extract import interaction, lines, params, rating
 
 from rlops import records
 from rlops.errors import InvalidInput
@@ -14,7 +15,6 @@ from rlops.extract import run as extract_run
 from rlops.observe.recorder import Recorder
 from rlops.spec.schema import load_schema
 from rlops.spec.validate import validate_paths
-from test_extract import interaction, lines, params, rating
 
 GOOD_TIMES = ["2026-11-03T10:15:00Z", "2026-11-03t10:15:00z", "2026-11-03T10:15:00.5+01:00",
               "2026-11-03T10:15:00.123456789-05:30", "2026-12-31T23:59:59.000Z", "2024-02-29T00:00:00+00:00"]

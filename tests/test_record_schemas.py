@@ -8,9 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import undocumented_fields
 from jsonschema import Draft202012Validator
 
-from conftest import undocumented_fields
 from rlops.extract.records import schema_problems
 from rlops.spec import schema
 from rlops.spec.validate import validate_paths

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import yaml
-
 from test_extract import mixed_world, params
 
 from rlops.extract import run as extract_run

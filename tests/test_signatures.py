@@ -14,10 +14,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import env_for, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import env_for, run
 from rlops.audit import signatures
 from rlops.gitio import BlobReader
 
@@ -467,8 +467,9 @@ def test_audit_verify_gives_the_same_breaks_in_process_as_through_git(tmp_path, 
     """A real history (tests/synth_history.py): two good promotions, then one merged with a key that is not pinned
     (promoted by a CI job that trusted it). verify lists the same breaks with signatures checked in-process as with
     every signature through git, and in-process it starts no signature process at all."""
-    from rlops.audit.verify import verify
     from synth_history import init
+
+    from rlops.audit.verify import verify
 
     repo = init(tmp_path / "repo")
     repo.cycle_once()

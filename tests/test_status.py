@@ -6,7 +6,6 @@ import json
 
 import pytest
 import yaml
-
 from conftest import run
 
 SPEC = "specs/cycles/0001-damaged-orders.yaml"

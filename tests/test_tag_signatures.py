@@ -9,8 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import env_for, run
+
 from rlops.audit import signatures
 
 

@@ -5,16 +5,14 @@ approvals rest on, cross-checked against `git interpret-trailers --parse`."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from synth_history import POLICY, SynthRepo, env_for, init, keygen, make_history
 
 from rlops.audit import trust
 from rlops.audit.signatures import Signature
-from synth_history import POLICY, REVIEWER, SynthRepo, env_for, init, keygen, make_history
 
 ROOT = Path(__file__).resolve().parent.parent
 LEDGER = "audit/ledger.jsonl"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import undocumented_fields
 from jsonschema import Draft202012Validator
 
-from conftest import undocumented_fields
 from rlops.errors import InvalidInput, Problem
 from rlops.spec import schema, validate
 from rlops.spec.validate import load_policy, load_spec, validate_paths

@@ -12,11 +12,9 @@ import json
 import re
 import shlex
 import shutil
-from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT, run
 
 README = (ROOT / "README.md").read_text()
@@ -76,7 +74,7 @@ def test_a_chat_template_without_tool_calls_gets_them_as_text():
                       {"role": "tool", "content": '{"status": "late"}', "tool_call_id": "call_1"}],
            "chosen": [{"role": "assistant", "content": "Sorry, NW-7 is late."}],
            "rejected": [{"role": "assistant", "content": "Wait."}]}
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017  (jinja2's UndefinedError or a TypeError, by version)
         tokenizer.apply_chat_template(row["prompt"], tokenize=False)
     (fixed,) = for_template([row], tokenizer.chat_template)
     text = tokenizer.apply_chat_template(fixed["prompt"], tokenize=False)

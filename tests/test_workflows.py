@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import env_for, run
+
 from rlops.cli import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,9 +9,9 @@ must be a commit signed by one of them. The first genesis is trust on first use:
 
 from __future__ import annotations
 
-import yaml
-
 from pathlib import Path
+
+import yaml
 
 from rlops.audit import ledger, trust
 from rlops.errors import EXIT_INVALID, InvalidInput, Refused, RlopsError

@@ -18,12 +18,12 @@ from typing import Any
 
 import yaml
 
+from rlops import layout
 from rlops.audit.verify import verify
 from rlops.errors import InvalidInput, Problem
 from rlops.gitio import BlobReader, rev
 from rlops.io import atomic_write_json, atomic_write_text
 from rlops.registry import versions
-from rlops import layout
 
 FORMATS = ("md", "json", "html")
 SIGNALS = layout.SIGNALS_DETAIL

@@ -157,7 +157,7 @@ def parse_people(text: str | None, file: str = PEOPLE) -> People:
             problems.append(f"{file}: people[{i}].name: every person needs a name")
             continue
 
-        def words(key: str) -> frozenset[str]:
+        def words(key: str, row: dict = row) -> frozenset[str]:
             value = row.get(key) or []
             return frozenset(str(v).strip() for v in (value if isinstance(value, list) else [value]))
         keys = frozenset(k.replace(" ", "") if k.startswith("SHA256:") else k.replace(" ", "").upper() for k in words("keys"))

@@ -49,11 +49,10 @@ def evaluate(params: dict[str, Any], root: Path, which: str, model_dir: Path, ou
     suites = [load_suite(root, ev.suites_dir, name) for name in ev.suites]
     tasks = [task_config(s, ev.max_new_tokens) for s in suites]
 
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     import lm_eval
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     rt.apply()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)

@@ -16,8 +16,8 @@ from typing import Any
 
 from rlops.errors import InvalidInput, Problem, StageFailed
 from rlops.extract.engine import quote
-from rlops.extract.params import ExtractParams
 from rlops.extract.load import SEPARATORS, pii_counts
+from rlops.extract.params import ExtractParams
 from rlops.extract.pii import TYPES
 from rlops.extract.rules import RULE_ORDER
 

@@ -18,7 +18,6 @@ from rlops.errors import InvalidInput, Problem
 from rlops.extract import engine
 
 
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:

@@ -279,7 +279,7 @@ class HttpJudge:
                             403: "check the key in the environment variable named by extract.judge.api_key_env",
                             404: "extract.judge.url is the API base (e.g. http://host:8000/v1), without "
                                  "/chat/completions; check extract.judge.model"}.get(e.code)
-                    raise RlopsError(f"judge endpoint {self.endpoint} answered HTTP {e.code}: {detail}", hint=hint)
+                    raise RlopsError(f"judge endpoint {self.endpoint} answered HTTP {e.code}: {detail}", hint=hint) from None
                 last = f"HTTP {e.code} {detail}".strip()
                 after = e.headers.get("Retry-After", "")
                 delay = float(after) if after.strip().isdigit() else delay

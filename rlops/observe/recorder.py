@@ -32,8 +32,8 @@ from typing import Any
 from jsonschema import Draft202012Validator, ValidationError
 
 from rlops import records
-from rlops.io import fsync_dir
 from rlops.errors import InvalidInput, Problem, RlopsError
+from rlops.io import fsync_dir
 from rlops.observe import CURRENT, migrate
 
 try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-
 from rlops import layout
 from rlops.audit.ledger import sha256_bytes
 from rlops.gitio import BlobReader, parse_yaml_text

@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
-from rlops.gitio import parse_yaml_text
 from rlops.errors import InvalidInput, Problem
+from rlops.gitio import parse_yaml_text
 
 DEPLOYMENTS = "deployments"
 HEADER = ("# Which version of {policy} serves where. Changed only by the pull requests `rlops propose` and\n"

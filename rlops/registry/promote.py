@@ -15,11 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
 from rlops.audit import ledger, signatures, trust
-from rlops.errors import (EXIT_APPROVALS, EXIT_EVIDENCE, EXIT_INVALID, EXIT_STALE_PARENT, EXIT_UNSIGNED, InvalidInput,
-                          Refused, RlopsError)
-from rlops.gitio import BlobReader, git, parse_yaml_text, parents, rev
+from rlops.errors import (
+    EXIT_APPROVALS,
+    EXIT_EVIDENCE,
+    EXIT_INVALID,
+    EXIT_STALE_PARENT,
+    EXIT_UNSIGNED,
+    InvalidInput,
+    Refused,
+    RlopsError,
+)
+from rlops.gitio import BlobReader, git, parents, parse_yaml_text, rev
 from rlops.registry import evidence, manifest, tags, versions
 from rlops.registry.propose import actor, moved
 

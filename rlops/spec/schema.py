@@ -16,7 +16,6 @@ from typing import Any, Callable
 from jsonschema import Draft202012Validator, ValidationError
 
 from rlops import records
-
 from rlops.errors import Problem
 from rlops.spec.yamlload import field_path
 

@@ -229,7 +229,7 @@ def _decode(raw: bytes, file: str) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw.count(b"\n", 0, e.start) + 1
-        raise InvalidInput([Problem(file, line, "", f"not valid UTF-8 at byte {e.start}; save the file as UTF-8")])
+        raise InvalidInput([Problem(file, line, "", f"not valid UTF-8 at byte {e.start}; save the file as UTF-8")]) from None
 
 
 def _syntax_problem(e: yaml.YAMLError, text: str, file: str) -> Problem:

@@ -42,9 +42,24 @@ from pathlib import Path
 from typing import Any
 
 from rlops.observe.importers.messages import arguments_object, messages, output_messages, tool_definitions
-from rlops.observe.importers.records import (Context, Malformed, actor, attach_steps, epoch, feedback, hex_id,
-                                             interaction, millis_between, number, safe_id, score_scale,
-                                             source_time, text_or_none, usage, user_id)
+from rlops.observe.importers.records import (
+    Context,
+    Malformed,
+    actor,
+    attach_steps,
+    epoch,
+    feedback,
+    hex_id,
+    interaction,
+    millis_between,
+    number,
+    safe_id,
+    score_scale,
+    source_time,
+    text_or_none,
+    usage,
+    user_id,
+)
 from rlops.observe.importers.source import Where
 
 READ_UNIT = "records"

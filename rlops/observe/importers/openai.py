@@ -34,8 +34,18 @@ from pathlib import Path
 from typing import Any
 
 from rlops.observe.importers.messages import messages, tool_definitions
-from rlops.observe.importers.records import (Context, Malformed, derived_id, interaction, number, row_key,
-                                             safe_id, source_time, usage, user_id)
+from rlops.observe.importers.records import (
+    Context,
+    Malformed,
+    derived_id,
+    interaction,
+    number,
+    row_key,
+    safe_id,
+    source_time,
+    usage,
+    user_id,
+)
 from rlops.observe.importers.source import Where
 
 READ_UNIT = "records"

@@ -44,8 +44,20 @@ from pathlib import Path
 from typing import Any
 
 from rlops.observe.importers.messages import arguments_object, messages, system_text, tool_definitions
-from rlops.observe.importers.records import (Context, Malformed, actor, feedback, hex_id, interaction, number,
-                                             safe_id, sha1, source_time, usage, user_id)
+from rlops.observe.importers.records import (
+    Context,
+    Malformed,
+    actor,
+    feedback,
+    hex_id,
+    interaction,
+    number,
+    safe_id,
+    sha1,
+    source_time,
+    usage,
+    user_id,
+)
 from rlops.observe.importers.source import Where, loads
 
 READ_UNIT = "spans and log records"

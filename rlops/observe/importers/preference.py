@@ -11,8 +11,16 @@ from collections.abc import Iterator
 from typing import Any
 
 from rlops.observe.importers.messages import messages
-from rlops.observe.importers.records import (Context, Malformed, actor, derived_id, feedback, interaction, number,
-                                             row_key)
+from rlops.observe.importers.records import (
+    Context,
+    Malformed,
+    actor,
+    derived_id,
+    feedback,
+    interaction,
+    number,
+    row_key,
+)
 from rlops.observe.importers.source import Where
 
 Out = Iterator[tuple[str, dict[str, Any], Where]]
