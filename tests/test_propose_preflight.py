@@ -56,7 +56,8 @@ def test_a_refusal_names_the_command_that_sets_unrelated_changes_aside(project):
     mine = next(m for m in reasons if "unrelated to the cycle" in m)
     assert "unrelated to the cycle: notes.txt;" in mine
     assert "`git stash push --include-untracked -- notes.txt`" in mine and "git stash pop" in mine
-    assert not any("dvc_plots" in m or "artifacts/base" in m for m in reasons), reasons
+    # DVC's leftovers are not called unrelated changes (`dvc status`'s own listing, another reason, may name outputs)
+    assert "dvc_plots" not in mine and "artifacts/base" not in mine, mine
     # the command it names does the job
     run(["git", "stash", "push", "--include-untracked", "--", "notes.txt"], repo, env)
     assert unrelated_changes(repo, params) == []
