@@ -12,6 +12,7 @@ from typing import Any
 from rlops import layout
 from rlops.audit.ledger import sha256_bytes
 from rlops.gitio import BlobReader, parse_yaml_text
+from rlops.registry import versions
 
 # besides the spec: what reproduces the run, and every output DVC does not cache (metrics, plots, reports), which
 # dvc.yaml marks `cache: false` and which therefore travel in git, in the pull request
@@ -71,9 +72,9 @@ def check(blobs: BlobReader, commit: str, entry: dict[str, Any], pending: list[d
     """Every way the evidence at `commit` disagrees with the registry entry, dvc.lock and the ledger's events."""
     problems: list[str] = []
     policy, version = entry["policy"], entry["version"]
-    blobs.prefetch(commit, ["dvc.lock", "params.yaml", f"registry/{policy}/{version}/model.dvc", str(entry["spec"]["path"]),
-                            *entry["evidence"], VERDICT, *(f"artifacts/evaluate/{w}/samples.jsonl" for w in
-                                                           ("candidate", "incumbent"))])
+    model_dvc = versions.model_dvc(policy, version)
+    blobs.prefetch(commit, ["dvc.lock", "params.yaml", model_dvc, str(entry["spec"]["path"]),
+                            *entry["evidence"], VERDICT, layout.samples("candidate"), layout.samples("incumbent")])
     lock_text = blobs.text(commit, "dvc.lock")
     if lock_text is None:
         return ["dvc.lock is not in the merge: the pull request must carry the lock of the run that produced it"]
@@ -82,10 +83,10 @@ def check(blobs: BlobReader, commit: str, entry: dict[str, Any], pending: list[d
     if entry["model"]["md5"] != model.get("md5"):
         problems.append(f"registry {policy}@{version}: model digest {entry['model']['md5']} differs from dvc.lock's "
                         f"{MODEL_OUT} ({model.get('md5')})")
-    dvc_file = parse_yaml_text(blobs.text(commit, f"registry/{policy}/{version}/model.dvc") or "") or {}
+    dvc_file = parse_yaml_text(blobs.text(commit, model_dvc) or "") or {}
     dvc_md5 = ((dvc_file.get("outs") or [{}])[0]).get("md5")
     if dvc_md5 != entry["model"]["md5"]:
-        problems.append(f"registry/{policy}/{version}/model.dvc: digest {dvc_md5} differs from the registry entry's "
+        problems.append(f"{model_dvc}: digest {dvc_md5} differs from the registry entry's "
                         f"{entry['model']['md5']}")
     pairs_out = pairs_path(parse_yaml_text(blobs.text(commit, "params.yaml") or "") or {})
     pairs = outs.get(pairs_out, {})
