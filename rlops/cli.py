@@ -129,7 +129,7 @@ def _print_branch(proposal) -> None:
 
 
 def cmd_propose(args) -> int:
-    from rlops.registry.propose import propose
+    from rlops.promotion.propose import propose
 
     root = Path(args.root).resolve()
     p = propose(root, remote=args.remote, push=not args.no_push)
@@ -148,7 +148,7 @@ def _nothing_to_promote(commit: str | None) -> str:
 
 
 def cmd_promote(args) -> int:
-    from rlops.registry.promote import promote, promote_pending
+    from rlops.promotion.promote import promote, promote_pending
 
     root = Path(args.root).resolve()
     approvals = Path(args.approvals) if args.approvals else None
@@ -168,7 +168,7 @@ def cmd_promote(args) -> int:
 
 
 def cmd_rollback(args) -> int:
-    from rlops.registry.rollback import rollback
+    from rlops.promotion.rollback import rollback
 
     root = Path(args.root).resolve()
     p = rollback(root, args.to, args.reason, remote=args.remote, push=not args.no_push)
@@ -180,7 +180,7 @@ def cmd_rollback(args) -> int:
 
 
 def cmd_trust_propose(args) -> int:
-    from rlops.registry.trustroots import propose_trust
+    from rlops.promotion.trustroots import propose_trust
 
     p = propose_trust(Path(args.root).resolve(), args.reason, remote=args.remote, push=not args.no_push)
     print(f"rlops trust propose: {p.title}")
@@ -191,7 +191,7 @@ def cmd_trust_propose(args) -> int:
 
 def cmd_audit_genesis(args) -> int:
     from rlops.audit.genesis import genesis
-    from rlops.registry.propose import actor
+    from rlops.promotion.propose import actor
 
     root = Path(args.root).resolve()
     event, commit = genesis(root, actor=actor(root))

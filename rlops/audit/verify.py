@@ -26,7 +26,7 @@ from rlops.gitio import BlobReader, git, rev
 from rlops.gitio import versions as file_versions
 from rlops.registry import manifest, versions
 from rlops.registry import tags as tagnames
-from rlops.registry.promote import check_proposal, merge_approvals, policy_at, proposal_of, trailers
+from rlops.promotion.promote import check_proposal, merge_approvals, policy_at, proposal_of, trailers
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from rlops.audit import ledger, trust
 from rlops.audit.genesis import _roots_in_tree
 from rlops.errors import EXIT_AUDIT, EXIT_INVALID, InvalidInput, Refused
 from rlops.gitio import BlobReader, git, rev, status_paths
-from rlops.registry.propose import Proposal, actor, commit_proposal
+from rlops.promotion.propose import Proposal, actor, commit_proposal
 
 
 def propose_trust(root: Path, reason: str, *, remote: str = "origin", push: bool = True) -> Proposal:

@@ -28,7 +28,7 @@ from rlops.errors import (
 )
 from rlops.gitio import BlobReader, git, parents, parse_yaml_text, rev
 from rlops.registry import evidence, manifest, tags, versions
-from rlops.registry.propose import actor, moved
+from rlops.promotion.propose import actor, moved
 
 PROPOSAL_EVENTS = {"proposed", "evaluated", "gate_decided", "rolled_back", "trust_changed"}
 trailers = trust.trailers  # only the message's real trailer block counts
