@@ -258,6 +258,24 @@ def pushing(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-push", action="store_true", help="only commit on the branch; print the push and PR commands")
 
 
+def _all_components(kind: str):
+    from rlops import components
+
+    return components.all_of(kind)
+
+
+def _fill_epilog_on_help(parser: argparse.ArgumentParser, marker: str, text) -> None:
+    """Replace `marker` in the parser's epilog by `text()` only when its help is printed, so that building the
+    parser (every command does) loads nothing the help alone needs."""
+    format_help = parser.format_help
+
+    def filled() -> str:
+        parser.epilog = parser.epilog.replace(marker, text())
+        return format_help()
+
+    parser.format_help = filled
+
+
 def build_parser() -> argparse.ArgumentParser:
     codes = "\n".join(f"  {code:<4} {text}" for code, text in EXIT_CODES.items())
     parser = argparse.ArgumentParser(
@@ -302,9 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(asked of DVC in a subprocess), and the verdict and whether it is current. Exit 0.")
     p.set_defaults(func=cmd_status)
 
-    from rlops.observe.importers import FORMATS  # stdlib only: keeps --help light
+    from rlops.observe.importers import names as formats  # imports no format module: keeps every command light
 
-    formats = "\n".join(f"  {name:<15} {what}" for name, (_, what) in FORMATS.items())
     p = sub.add_parser("import", parents=[common], help="convert other tools' logs or preference datasets into rlops records",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Convert another tool's logs, or a public preference dataset, into rlops v1 "
@@ -312,8 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "quarantine.jsonl (malformed records with file, line and reason) and "
                                    "import-report.json (counts, unmapped fields) into --out, replacing it as a whole. "
                                    "Importing the same input twice gives identical files.",
-                       epilog=f"formats:\n{formats}")
-    p.add_argument("format", metavar="FORMAT", help="one of: " + ", ".join(FORMATS))
+                       epilog="formats:\n{formats}")  # filled in when the help is shown: it loads the formats
+    _fill_epilog_on_help(p, "{formats}", lambda: "\n".join(f"  {c.name:<15} {c.description}"
+                                                           for c in _all_components("importer")))
+    p.add_argument("format", metavar="FORMAT", help="one of: " + ", ".join(formats()))
     p.add_argument("path", metavar="PATH", help="an export file, or a folder of .json/.jsonl files")
     p.add_argument("--out", metavar="DIR", help="output folder (default: data/imported/FORMAT/ under --root)")
     p.add_argument("--policy", metavar="NAME", help="agent name for every record (default: the source's, else FORMAT)")

@@ -31,11 +31,11 @@ import yaml
 from rlops import gate, layout
 from rlops.audit import ledger, signatures
 from rlops.audit.genesis import genesis
-from rlops.registry import manifest, versions
-from rlops.registry.evidence import MODEL_OUT, md5
 from rlops.promotion.promote import promote
 from rlops.promotion.propose import actor, commit_message, pending_events, registry_entry, write_proposal
 from rlops.promotion.rollback import rollback
+from rlops.registry import manifest, versions
+from rlops.registry.evidence import MODEL_OUT, md5
 
 FORMAT = 2  # bump when a change here changes the histories made (benchmarks/audit_verify.py caches them by it)
 POLICY = "support-agent"

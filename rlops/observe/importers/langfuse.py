@@ -48,6 +48,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from rlops.components import Importer, register
+from rlops.observe.importers import SOURCE, WRITES
 from rlops.observe.importers.messages import arguments_object, messages, output_messages, tool_definitions
 from rlops.observe.importers.records import (
     Context,
@@ -397,3 +399,8 @@ def _corrected(ctx: Context, text: str) -> list[dict[str, Any]]:
         except Malformed:
             pass  # JSON, but not messages: the text itself is the corrected answer
     return [{"role": "assistant", "content": text}]
+
+
+register(Importer("importer", "langfuse", description="Langfuse export: traces with observations and scores",
+                   reads=SOURCE, writes=WRITES, function=convert,
+                  read_unit=READ_UNIT))
