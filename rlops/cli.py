@@ -101,7 +101,7 @@ def cmd_status(args) -> int:
 
 def cmd_import(args) -> int:
     from rlops.observe.importers.cli import nothing_imported, options_from, print_summary
-    from rlops.observe.importers.run import import_logs
+    from rlops.observe.importers.driver import import_logs
 
     out = Path(args.out) if args.out else Path(args.root) / "data" / "imported" / args.format
     summary = import_logs(args.format, Path(args.path), out, options_from(args))

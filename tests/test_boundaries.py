@@ -63,3 +63,12 @@ def test_an_import_against_the_layering_is_named(tmp_path, package, line):
     fake.write_text(f"def f():\n{line}\n" if line.startswith(" ") else f"{line}\n", encoding="utf-8")
     found = violations([fake], tmp_path)
     assert len(found) == 1 and found[0].startswith(f"rlops/{package}/_layering_probe.py:")
+
+
+def test_no_two_modules_share_a_file_name():
+    """Distinct names for distinct things: a second `report.py` or `run.py` is a name a reader has to qualify."""
+    seen: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "rlops").rglob("*.py")):
+        seen.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+    shared = {name: paths for name, paths in seen.items() if len(paths) > 1 and name not in ("__init__.py", "cli.py")}
+    assert shared == {}

@@ -168,11 +168,11 @@ def test_a_failure_inside_atomic_path_leaves_the_old_file_and_nothing_else(tmp_p
 
 
 def test_an_event_id_a_converter_yields_twice_is_written_once_and_the_repeat_quarantined(tmp_path, monkeypatch):
-    """The last guard in `rlops import` (importers/run.py), below every format's own checks: a format module
+    """The last guard in `rlops import` (importers/driver.py), below every format's own checks: a format module
     registered as an importer whose converter repeats an event id."""
     from rlops.observe import importers
-    from rlops.observe.importers import records
-    from rlops.observe.importers.run import OUTPUTS, import_logs
+    from rlops.observe.importers import builders as records
+    from rlops.observe.importers.driver import OUTPUTS, import_logs
     from rlops.observe.importers.source import Where
 
     def convert(ctx, source):

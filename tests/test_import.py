@@ -20,8 +20,8 @@ from jsonschema import Draft202012Validator
 
 from rlops.errors import InvalidInput
 from rlops.observe.importers import names
-from rlops.observe.importers.records import Options
-from rlops.observe.importers.run import OUTPUTS, import_logs
+from rlops.observe.importers.builders import Options
+from rlops.observe.importers.driver import OUTPUTS, import_logs
 from rlops.observe.importers.source import records as source_records
 from rlops.spec.schema import load_schema
 
@@ -638,7 +638,7 @@ def test_importers_stay_light():
     imports them for `rlops import`): no torch, no duckdb, no datasets."""
     probe = ("import json, sys\n"
              "before = set(sys.modules)\n"
-             "import rlops.observe.importers.run, rlops.observe.importers.cli\n"
+             "import rlops.observe.importers.driver, rlops.observe.importers.cli\n"
              "from rlops.observe.importers import load, names\n"
              "[load(f) for f in names()]\n"
              "new = {m.split('.')[0] for m in set(sys.modules) - before}\n"

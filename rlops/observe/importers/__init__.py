@@ -3,7 +3,7 @@
 Each format is one module with `convert(ctx, source)`, which yields ("interaction" | "feedback", record, where)
 and reports what it could not map through `ctx`; its docstring holds the field mapping table. The module registers
 it as an `importer` component (`rlops/components.py`, whose `BUILTIN` table says which module holds which format);
-`rlops.observe.importers.run.import_logs` drives one import. Listing the names imports no format module.
+`rlops.observe.importers.driver.import_logs` drives one import. Listing the names imports no format module.
 """
 
 from __future__ import annotations

@@ -24,8 +24,8 @@ from typing import Any
 
 from rlops.components import Importer, register
 from rlops.observe.importers import SOURCE, WRITES
+from rlops.observe.importers.builders import Context, Malformed
 from rlops.observe.importers.preference import pair, rows
-from rlops.observe.importers.records import Context, Malformed
 
 READ_UNIT = "lines"
 _TURN = re.compile(r"\n\n(Human|Assistant):[ ]?")

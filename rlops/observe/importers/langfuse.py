@@ -50,8 +50,7 @@ from typing import Any
 
 from rlops.components import Importer, register
 from rlops.observe.importers import SOURCE, WRITES
-from rlops.observe.importers.messages import arguments_object, messages, output_messages, tool_definitions
-from rlops.observe.importers.records import (
+from rlops.observe.importers.builders import (
     Context,
     Malformed,
     actor,
@@ -69,6 +68,7 @@ from rlops.observe.importers.records import (
     usage,
     user_id,
 )
+from rlops.observe.importers.messages import arguments_object, messages, output_messages, tool_definitions
 from rlops.observe.importers.source import Where, loads
 
 READ_UNIT = "records"

@@ -35,8 +35,7 @@ from typing import Any
 
 from rlops.components import Importer, register
 from rlops.observe.importers import SOURCE, WRITES
-from rlops.observe.importers.messages import messages, tool_definitions
-from rlops.observe.importers.records import (
+from rlops.observe.importers.builders import (
     Context,
     Malformed,
     derived_id,
@@ -48,6 +47,7 @@ from rlops.observe.importers.records import (
     usage,
     user_id,
 )
+from rlops.observe.importers.messages import messages, tool_definitions
 from rlops.observe.importers.source import Where
 
 READ_UNIT = "records"

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from rlops.components import Importer, register
 from rlops.observe.importers import SOURCE, WRITES
+from rlops.observe.importers.builders import Context, Malformed
 from rlops.observe.importers.messages import tool_definitions
 from rlops.observe.importers.preference import conversation, pair, rows
-from rlops.observe.importers.records import Context, Malformed
 
 READ_UNIT = "lines"
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from rlops.components import Importer, register
 from rlops.observe.importers import SOURCE, WRITES
+from rlops.observe.importers.builders import Context, Malformed
 from rlops.observe.importers.preference import conversation, rows, unpaired
-from rlops.observe.importers.records import Context, Malformed
 
 READ_UNIT = "rows"
 

@@ -19,7 +19,7 @@ from typing import Any
 from rlops.errors import InvalidInput, Problem
 from rlops.io import atomic_dir
 from rlops.observe.importers import load
-from rlops.observe.importers.records import DEFAULT_TIMESTAMP, Context, Options
+from rlops.observe.importers.builders import DEFAULT_TIMESTAMP, Context, Options
 from rlops.observe.importers.source import Where, input_files
 
 OUTPUTS = ("interactions.jsonl", "feedback.jsonl", "quarantine.jsonl", "import-report.json")
