@@ -101,7 +101,7 @@ def cmd_status(args) -> int:
 
 def cmd_import(args) -> int:
     from rlops.observe.importers.cli import nothing_imported, options_from, print_summary
-    from rlops.observe.importers.run import import_logs
+    from rlops.observe.importers.driver import import_logs
 
     out = Path(args.out) if args.out else Path(args.root) / "data" / "imported" / args.format
     summary = import_logs(args.format, Path(args.path), out, options_from(args))
@@ -129,7 +129,7 @@ def _print_branch(proposal) -> None:
 
 
 def cmd_propose(args) -> int:
-    from rlops.registry.propose import propose
+    from rlops.promotion.propose import propose
 
     root = Path(args.root).resolve()
     p = propose(root, remote=args.remote, push=not args.no_push)
@@ -148,7 +148,7 @@ def _nothing_to_promote(commit: str | None) -> str:
 
 
 def cmd_promote(args) -> int:
-    from rlops.registry.promote import promote, promote_pending
+    from rlops.promotion.promote import promote, promote_pending
 
     root = Path(args.root).resolve()
     approvals = Path(args.approvals) if args.approvals else None
@@ -168,7 +168,7 @@ def cmd_promote(args) -> int:
 
 
 def cmd_rollback(args) -> int:
-    from rlops.registry.rollback import rollback
+    from rlops.promotion.rollback import rollback
 
     root = Path(args.root).resolve()
     p = rollback(root, args.to, args.reason, remote=args.remote, push=not args.no_push)
@@ -180,7 +180,7 @@ def cmd_rollback(args) -> int:
 
 
 def cmd_trust_propose(args) -> int:
-    from rlops.registry.trustroots import propose_trust
+    from rlops.promotion.trustroots import propose_trust
 
     p = propose_trust(Path(args.root).resolve(), args.reason, remote=args.remote, push=not args.no_push)
     print(f"rlops trust propose: {p.title}")
@@ -191,7 +191,7 @@ def cmd_trust_propose(args) -> int:
 
 def cmd_audit_genesis(args) -> int:
     from rlops.audit.genesis import genesis
-    from rlops.registry.propose import actor
+    from rlops.promotion.propose import actor
 
     root = Path(args.root).resolve()
     event, commit = genesis(root, actor=actor(root))
@@ -258,6 +258,24 @@ def pushing(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-push", action="store_true", help="only commit on the branch; print the push and PR commands")
 
 
+def _all_components(kind: str):
+    from rlops import components
+
+    return components.all_of(kind)
+
+
+def _fill_epilog_on_help(parser: argparse.ArgumentParser, marker: str, text) -> None:
+    """Replace `marker` in the parser's epilog by `text()` only when its help is printed, so that building the
+    parser (every command does) loads nothing the help alone needs."""
+    format_help = parser.format_help
+
+    def filled() -> str:
+        parser.epilog = parser.epilog.replace(marker, text())
+        return format_help()
+
+    parser.format_help = filled
+
+
 def build_parser() -> argparse.ArgumentParser:
     codes = "\n".join(f"  {code:<4} {text}" for code, text in EXIT_CODES.items())
     parser = argparse.ArgumentParser(
@@ -302,9 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(asked of DVC in a subprocess), and the verdict and whether it is current. Exit 0.")
     p.set_defaults(func=cmd_status)
 
-    from rlops.observe.importers import FORMATS  # stdlib only: keeps --help light
+    from rlops.observe.importers import names as formats  # imports no format module: keeps every command light
 
-    formats = "\n".join(f"  {name:<15} {what}" for name, (_, what) in FORMATS.items())
     p = sub.add_parser("import", parents=[common], help="convert other tools' logs or preference datasets into rlops records",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Convert another tool's logs, or a public preference dataset, into rlops v1 "
@@ -312,8 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "quarantine.jsonl (malformed records with file, line and reason) and "
                                    "import-report.json (counts, unmapped fields) into --out, replacing it as a whole. "
                                    "Importing the same input twice gives identical files.",
-                       epilog=f"formats:\n{formats}")
-    p.add_argument("format", metavar="FORMAT", help="one of: " + ", ".join(FORMATS))
+                       epilog="formats:\n{formats}")  # filled in when the help is shown: it loads the formats
+    _fill_epilog_on_help(p, "{formats}", lambda: "\n".join(f"  {c.name:<15} {c.description}"
+                                                           for c in _all_components("importer")))
+    p.add_argument("format", metavar="FORMAT", help="one of: " + ", ".join(formats()))
     p.add_argument("path", metavar="PATH", help="an export file, or a folder of .json/.jsonl files")
     p.add_argument("--out", metavar="DIR", help="output folder (default: data/imported/FORMAT/ under --root)")
     p.add_argument("--policy", metavar="NAME", help="agent name for every record (default: the source's, else FORMAT)")

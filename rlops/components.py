@@ -10,6 +10,7 @@ that listing the names costs no import. Code elsewhere (a plug-in, a test) calls
 | `gate_rule` | `rlops/gates/<rule>.py`     | `(settings, evidence: gates.Evidence) -> gates.Outcome`    |
 | `metric`    | `rlops/evaluate/metrics.py` | `(doc, answer text) -> float`; `Metric` adds its direction |
 | `judge`     | `rlops/extract/judges.py`   | `(settings, root) -> Judge`                               |
+| `importer`  | `rlops/observe/importers/<format>.py` | `(ctx, source) -> (stream, record, where)...`   |
 
 Pydantic (not dataclasses) because one model gives what each plug-in point needs: validation that reports every
 field at once with its path, typed defaults, and the JSON Schema fragment the spec schema is built from.
@@ -27,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from rlops.errors import InvalidInput, Problem
 
-KINDS = {"gate_rule": "gate rule", "metric": "metric", "judge": "judge type"}
+KINDS = {"gate_rule": "gate rule", "metric": "metric", "judge": "judge type", "importer": "import format"}
 
 # kind -> name -> the module that registers it on import; the order is the order names are listed
 BUILTIN: dict[str, dict[str, str]] = {
@@ -46,6 +47,17 @@ BUILTIN: dict[str, dict[str, str]] = {
         "rubric": "rlops.extract.judges",
         "transformers": "rlops.extract.judges",
         "http": "rlops.extract.judges",
+    },
+    "importer": {
+        "otel": "rlops.observe.importers.otel",
+        "openai": "rlops.observe.importers.openai",
+        "langfuse": "rlops.observe.importers.langfuse",
+        "langsmith": "rlops.observe.importers.langsmith",
+        "hh-rlhf": "rlops.observe.importers.hh_rlhf",
+        "ultrafeedback": "rlops.observe.importers.ultrafeedback",
+        "openai-dpo": "rlops.observe.importers.openai_dpo",
+        "trl-preference": "rlops.observe.importers.trl_preference",
+        "trl-unpaired": "rlops.observe.importers.trl_unpaired",
     },
 }
 
@@ -77,6 +89,13 @@ class Metric(Component):
 
     higher_is_better: bool = True
     range: tuple[float | None, float | None] = (None, None)  # (low, high); None: unbounded on that side
+
+
+@dataclass(frozen=True)
+class Importer(Component):
+    """An import format (`rlops import FORMAT`): its function is `convert(ctx, source)`."""
+
+    read_unit: str = "records"  # what one unit of its input is called in the import report
 
 
 _REGISTERED: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import json
 import os
 import shutil
@@ -133,3 +134,8 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     fsync_dir(path.parent)
+
+
+def sha256_bytes(data: bytes) -> str:
+    """The digest the ledger and the evidence record for a file's bytes: `sha256:<hex>`."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()

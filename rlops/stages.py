@@ -72,7 +72,7 @@ def evaluate(root: Path, params: dict[str, Any], which: str) -> None:
 
     if which not in MODELS:
         raise InvalidInput([Problem("command line", None, "", f"evaluate takes one of {', '.join(MODELS)}, not '{which}'")])
-    from rlops.evaluate.run import evaluate as run_eval
+    from rlops.evaluate.harness import evaluate as run_eval
 
     _require(root, MODELS[which])
     run_eval(params, root, which, root / MODELS[which], root / EVALUATE / which)
@@ -81,8 +81,8 @@ def evaluate(root: Path, params: dict[str, Any], which: str) -> None:
 def gate(root: Path, params: dict[str, Any]) -> None:
     from rlops import gate as gates
     from rlops.evaluate.suites import read_items
+    from rlops.gate_report import render
     from rlops.io import atomic_write_json, atomic_write_text
-    from rlops.report import render
 
     def load(path: str):
         return json.loads((root / path).read_text(encoding="utf-8"))

@@ -2,7 +2,7 @@
 
 No training runs here: each cycle writes small evidence files (signals, metrics, evaluation results, a passing
 verdict) and a dvc.lock whose md5s match them, then goes through the real registry code: `registry_entry`,
-`pending_events`, `moved`, `dvc_file_text` and `commit_message` of `rlops.registry.propose`, a merge signed with an
+`pending_events`, `moved`, `dvc_file_text` and `commit_message` of `rlops.promotion.propose`, a merge signed with an
 SSH key made by `ssh-keygen` and pinned in `audit/allowed_signers`, and the real `promote()`, in-process. The
 history starts with the real `rlops audit genesis` (the signer and a distinct reviewer in `audit/people.yaml`); each
 verdict is the real `gate.decide` over per-item samples, so verify's recomputation agrees. Optional rollbacks go
@@ -31,11 +31,11 @@ import yaml
 from rlops import gate, layout
 from rlops.audit import ledger, signatures
 from rlops.audit.genesis import genesis
+from rlops.promotion.promote import promote
+from rlops.promotion.propose import actor, commit_message, pending_events, registry_entry, write_proposal
+from rlops.promotion.rollback import rollback
 from rlops.registry import manifest, versions
 from rlops.registry.evidence import MODEL_OUT, md5
-from rlops.registry.promote import promote
-from rlops.registry.propose import actor, commit_message, pending_events, registry_entry, write_proposal
-from rlops.registry.rollback import rollback
 
 FORMAT = 2  # bump when a change here changes the histories made (benchmarks/audit_verify.py caches them by it)
 POLICY = "support-agent"
@@ -169,7 +169,7 @@ class SynthRepo:
         with self.environment(), contextlib.ExitStack() as stack:
             if force:
                 from rlops.audit import trust as trust_mod
-                from rlops.registry import promote as promote_mod
+                from rlops.promotion import promote as promote_mod
 
                 reviewer = trust_mod.Approvals([{"person": "Reviewer", "via": "trailer", "as": REVIEWER}], [])
                 stack.enter_context(mock.patch.object(promote_mod, "check_proposal", lambda *a, **k: []))

@@ -141,7 +141,7 @@ def test_a_gate_rule_registered_in_a_test_module_works_end_to_end(project, regis
     strict = decide([{**params["gate"]["rules"][0], "min_share": 0.7}], cand, inc, params["gate"]["bootstrap"])
     assert not strict.passed
 
-    from rlops.report import render
+    from rlops.gate_report import render
 
     results = {"metrics": {}}
     report = render(params, verdict.to_json(), results, results, {}, {})
@@ -203,7 +203,7 @@ def test_a_metric_registered_here_is_used_by_suites_and_judged_in_its_direction(
 
 
 def test_the_report_shows_the_bound_a_registered_rule_compared(monkeypatch):
-    from rlops.report import render
+    from rlops.gate_report import render
 
     def loose(settings: GateSettings, evidence: Evidence) -> Outcome:
         lo, _ = evidence.bounds

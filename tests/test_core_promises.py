@@ -6,7 +6,6 @@ event id once."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -169,11 +168,11 @@ def test_a_failure_inside_atomic_path_leaves_the_old_file_and_nothing_else(tmp_p
 
 
 def test_an_event_id_a_converter_yields_twice_is_written_once_and_the_repeat_quarantined(tmp_path, monkeypatch):
-    """The last guard in `rlops import` (importers/run.py), below every format's own checks: a format module
-    registered in FORMATS whose converter repeats an event id."""
+    """The last guard in `rlops import` (importers/driver.py), below every format's own checks: a format module
+    registered as an importer whose converter repeats an event id."""
     from rlops.observe import importers
-    from rlops.observe.importers import records
-    from rlops.observe.importers.run import OUTPUTS, import_logs
+    from rlops.observe.importers import builders as records
+    from rlops.observe.importers.driver import OUTPUTS, import_logs
     from rlops.observe.importers.source import Where
 
     def convert(ctx, source):
@@ -187,10 +186,11 @@ def test_an_event_id_a_converter_yields_twice_is_written_once_and_the_repeat_qua
                                                actor="user:u-1", kind="rating",
                                                details={"value": value, "scale": [1, 5]}), Where(where.file, line, name="log.jsonl")
 
-    module = type(importers)("rlops.observe.importers.repeating")
-    module.convert = convert
-    monkeypatch.setitem(importers.FORMATS, "repeating", ("repeating",) + tuple(importers.FORMATS["otel"][1:]))
-    monkeypatch.setitem(sys.modules, module.__name__, module)
+    from rlops import components
+
+    component = components.Importer("importer", "repeating", "a converter that repeats an event id",
+                                      importers.SOURCE, importers.WRITES, convert)
+    monkeypatch.setitem(components._REGISTERED["importer"], "repeating", component)
     (tmp_path / "src").mkdir()
     (tmp_path / "src/log.jsonl").write_text("{}\n")
     import_logs("repeating", tmp_path / "src", tmp_path / "out")

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from rlops.extract.filters import normalise
-from rlops.extract.records import schema_problems
+from rlops.extract.validators import schema_problems
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "data/example"

@@ -14,11 +14,11 @@ from jsonschema import Draft202012Validator
 
 from rlops.errors import InvalidInput, RlopsError, StageFailed
 from rlops.extract import engine
-from rlops.extract import report as extract_report
 from rlops.extract import run as extract_run
+from rlops.extract import signals_report as extract_report
 from rlops.extract.params import ExtractParams
-from rlops.extract.records import validator
 from rlops.extract.rules import chars_changed
+from rlops.extract.validators import validator
 from rlops.io import atomic_dir, atomic_write_json, atomic_write_lines, atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent

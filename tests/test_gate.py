@@ -97,7 +97,7 @@ def test_the_spec_may_allow_an_uninformative_gate_and_it_stays_marked():
 
 
 def test_the_report_says_when_the_evaluation_was_uninformative():
-    from rlops.report import render
+    from rlops.gate_report import render
 
     floor = items("heldout", "rubric", [0.0] * 8)
     verdict = decide(GATES[:1], floor, floor, BOOT).to_json()
@@ -216,7 +216,7 @@ def test_the_caller_s_directions_win_and_an_unknown_metric_fails_with_the_fix():
 
 
 def test_the_report_shows_the_rule_s_bound_and_the_direction():
-    from rlops.report import render
+    from rlops.gate_report import render
 
     params = {"cycle": {"number": 1, "policy": "p", "parent": "base", "promotion": {"mode": "replace"},
                         "rationale": "r"}, "gate": {"bootstrap": BOOT}, "plan": {"spec": "s.yaml"},

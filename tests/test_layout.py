@@ -133,8 +133,8 @@ def test_a_parquet_cycle_registers_its_pairs_and_its_promotion_checks_them(proje
     """extract.format: parquet writes pairs.parquet: the proposal's dataset digest is that file's, and the promotion's
     evidence check compares against the same file (it once looked for pairs.jsonl and refused)."""
     from rlops.gitio import BlobReader, rev
+    from rlops.promotion.propose import registry_entry
     from rlops.registry import evidence
-    from rlops.registry.propose import registry_entry
 
     repo, env = project
     params = _parquet_run(repo, env)

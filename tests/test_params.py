@@ -7,7 +7,7 @@ import yaml
 from conftest import ROOT
 
 from rlops.errors import InvalidInput
-from rlops.evaluate.run import EvalParams
+from rlops.evaluate.harness import EvalParams
 from rlops.train.dpo import DPOParams
 from rlops.train.runtime import Runtime
 

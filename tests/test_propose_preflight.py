@@ -9,7 +9,7 @@ import yaml
 from conftest import run
 
 from rlops.errors import EXIT_INVALID
-from rlops.registry.propose import dvc_outputs, preflight, unrelated_changes
+from rlops.promotion.propose import dvc_outputs, preflight, unrelated_changes
 
 
 def leftovers(repo, env) -> None:

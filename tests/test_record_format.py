@@ -216,7 +216,7 @@ def test_a_rule_inserts_by_column_name(tmp_path):
 
 
 def test_the_importers_write_what_the_record_rules_accept():
-    from rlops.observe.importers.records import safe_id, timestamp
+    from rlops.observe.importers.builders import safe_id, timestamp
 
     for value in ["2026-11-03 10:15:00", "2026-11-03T10:15:00+0100", "2026-11-03T10:15:00.123456789Z",
                   "2026-11-03T10:15:00-05:30", 1_762_164_900, 1_762_164_900_123, 1_762_164_900_123_456_789]:

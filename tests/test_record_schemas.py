@@ -11,7 +11,7 @@ import pytest
 from conftest import undocumented_fields
 from jsonschema import Draft202012Validator
 
-from rlops.extract.records import schema_problems
+from rlops.extract.validators import schema_problems
 from rlops.spec import schema
 from rlops.spec.validate import validate_paths
 

@@ -266,7 +266,7 @@ def test_a_main_reset_to_before_the_last_promotion_is_caught(repo):
 # 6. a rollback changes exactly the production line ---------------------------------------------------------------
 
 def _rollback_branch(repo: SynthRepo, change) -> str:
-    from rlops.registry.rollback import rollback
+    from rlops.promotion.rollback import rollback
 
     with repo.environment():
         p = rollback(repo.path, None, "tone", push=False)
@@ -297,7 +297,7 @@ def test_a_rollback_that_also_rewrites_a_digest_or_starts_a_canary_is_refused(re
 def test_a_rollback_ignores_what_dvc_left_and_refuses_a_real_change(repo):
     """Issue 10 item 6: `dvc plots show`'s dvc_plots/ is DVC's own, no uncommitted change; an edited file is."""
     from rlops.errors import InvalidInput
-    from rlops.registry.rollback import rollback
+    from rlops.promotion.rollback import rollback
 
     (repo.path / "dvc_plots").mkdir()
     (repo.path / "dvc_plots/index.html").write_text("<html></html>")
@@ -349,7 +349,7 @@ def test_a_refusal_after_recorded_merges_says_what_was_recorded(repo):
 
 
 def test_a_failure_while_tagging_takes_back_the_ledger_commit_and_the_tags(repo, monkeypatch):
-    from rlops.registry import promote as promote_mod
+    from rlops.promotion import promote as promote_mod
     from rlops.registry import tags
 
     repo.merge(repo.propose())

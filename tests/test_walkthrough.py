@@ -88,7 +88,7 @@ def test_each_log_path_s_inputs_manifest_is_dvc_s_own_output_for_propose():
     """`foreach: ${data.sources}` in dvc.yaml: propose resolves it from params.yaml, so the manifests the inputs stages
     write are not "unrelated changes". It matters when DVC wrote no .gitignore for them: after a `dvc repro` that
     failed part way (seen with the walkthrough before the tool-call fix), they stay untracked and unignored."""
-    from rlops.registry.propose import dvc_leftover, dvc_outputs
+    from rlops.promotion.propose import dvc_leftover, dvc_outputs
 
     sources = {"interactions-1": "data/example/interactions.jsonl", "interactions-2": "data/imported/langfuse/interactions.jsonl",
                "feedback-1": "data/example/feedback.jsonl"}

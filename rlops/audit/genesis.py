@@ -19,7 +19,7 @@ from rlops.gitio import BlobReader, git, rev
 from rlops.registry import manifest
 
 
-def _roots_in_tree(root: Path) -> dict[str, str]:
+def roots_in_tree(root: Path) -> dict[str, str]:
     """roots_at for the working tree (what the genesis commit will hold)."""
     out = {}
     for path in trust.ROOT_FILES:
@@ -56,7 +56,7 @@ def genesis(root: Path, *, actor: str = "") -> tuple[ledger.Entry, str]:
     if not (root / mpath).is_file():
         (root / manifest.DEPLOYMENTS).mkdir(exist_ok=True)
         (root / mpath).write_text(current.text(), encoding="utf-8")
-    roots = _roots_in_tree(root)
+    roots = roots_in_tree(root)
     event = ledger.make_event(entries, "genesis", policy=policy, actor=actor or "rlops audit genesis",
                               subjects=[{"name": path, "digest": digest} for path, digest in roots.items()],
                               evidence={mpath: trust.sha256((root / mpath).read_bytes())},

@@ -21,12 +21,12 @@ from typing import Any
 
 from rlops.audit import genesis as genesis_mod
 from rlops.audit import ledger, signatures, trust
+from rlops.audit.merges import check_proposal, merge_approvals, policy_at, proposal_of, trailers
 from rlops.errors import InvalidInput, RlopsError
 from rlops.gitio import BlobReader, git, rev
 from rlops.gitio import versions as file_versions
 from rlops.registry import manifest, versions
 from rlops.registry import tags as tagnames
-from rlops.registry.promote import check_proposal, merge_approvals, policy_at, proposal_of, trailers
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ stage as a bug). The tables:
 | prompts, ans, texts, contam | filters.text_tables | prompt, answer and its text; prompt found in an eval suite  |
 | cand, notes  | rules.run_rules (+ rlaif) | candidate training row; event that made none, with why             |
 | rows         | filters.filter_rows       | candidate with its set, sort key and the filter that dropped it    |
-| ix_status, fb_status_n | report.status_tables | records per file, version, status and reason               |
+| ix_status, fb_status_n | signals_report.status_tables | records per file, version, status and reason               |
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Any
 
 from rlops import layout
 from rlops.errors import StageFailed
-from rlops.extract import engine, filters, load, pii, report, rlaif, rules
+from rlops.extract import engine, filters, load, pii, rlaif, rules, signals_report
 from rlops.extract.params import ExtractParams
 from rlops.io import atomic_write_json, atomic_write_lines, atomic_write_text
 
@@ -142,21 +142,21 @@ def extract(params: ExtractParams, root: Path, out_dir: Path) -> dict[str, Any]:
             step(rules.run_rules, params, reads=("ev", "ih"), makes=("cand", "notes"))
             judge = step(rlaif.judge_rows, params, root, reads=("ih", "cand"), makes=("cand",))
             step(filters.filter_rows, params, reads=("cand", "prompts", "ans", "contam"), makes=("rows",))
-            step(report.status_tables, params, reads=("rows", "notes", "ev_drop", "fb", "ix", "good_ix", "quarantine"),
+            step(signals_report.status_tables, params, reads=("rows", "notes", "ev_drop", "fb", "ix", "good_ix", "quarantine"),
                  makes=("ix_status", "fb_status_n"))
             presidio_counts = step(_write_sets, params, out_dir, analyzer, reads=("rows", "ih", "texts"), makes=())
             quarantined, quarantine_pii = step(_quarantine, params, interactions, feedback, located,
                                                reads=("quarantine", "fb", "ix"), makes=())
             quarantine_pii.update(presidio_counts)
             sources = step(_sources, interactions, feedback, reads=("ix_status", "fb_status_n"), makes=())
-            signals = step(report.signals_report, params, sources, quarantine_pii, judge,
+            signals = step(signals_report.signals_report, params, sources, quarantine_pii, judge,
                            reads=("rows", "ix_status", "fb_status_n", "prompts", "ans", "contam"), makes=())
         finally:
             con.close()
     atomic_write_lines(out_dir / QUARANTINE, (json.dumps(q, ensure_ascii=False) for q in quarantined))
-    atomic_write_text(out_dir / SIGNALS_MD, report.signals_markdown(signals, params))
+    atomic_write_text(out_dir / SIGNALS_MD, signals_report.signals_markdown(signals, params))
     atomic_write_json(out_dir / SIGNALS_DETAIL, signals)
-    atomic_write_json(out_dir / SIGNALS_JSON, report.key_counts(signals))
+    atomic_write_json(out_dir / SIGNALS_JSON, signals_report.key_counts(signals))
     return signals
 
 

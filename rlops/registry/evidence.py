@@ -10,8 +10,8 @@ import hashlib
 from typing import Any
 
 from rlops import layout
-from rlops.audit.ledger import sha256_bytes
 from rlops.gitio import BlobReader, parse_yaml_text
+from rlops.io import sha256_bytes
 from rlops.registry import versions
 
 # besides the spec: what reproduces the run, and every output DVC does not cache (metrics, plots, reports), which

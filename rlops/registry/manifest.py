@@ -72,3 +72,13 @@ class Manifest:
 def load(root: Path, policy: str) -> Manifest:
     path = root / manifest_path(policy)
     return Manifest.parse(path.read_text(encoding="utf-8") if path.is_file() else None, policy, manifest_path(policy))
+
+
+def moved(current: Manifest, version: str, promotion: dict[str, Any]) -> Manifest:
+    """The manifest after a proposal of `version` with the cycle's `promotion` (replace, shadow or canary)."""
+    mode = promotion["mode"]
+    if mode == "replace":
+        return Manifest(current.policy, version, current.shadow, current.canary, current.canary_fraction)
+    if mode == "shadow":
+        return Manifest(current.policy, current.production, version, current.canary, current.canary_fraction)
+    return Manifest(current.policy, current.production, current.shadow, version, float(promotion["fraction"]))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from rlops.errors import InvalidInput, Problem
-from rlops.observe.importers.records import Options, timestamp
-from rlops.observe.importers.run import OUTPUTS, Summary
+from rlops.observe.importers.builders import Options, timestamp
+from rlops.observe.importers.driver import OUTPUTS, Summary
 
 SHOWN_KEYS = 8
 

@@ -22,8 +22,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from rlops.components import Importer, register
+from rlops.observe.importers import SOURCE, WRITES
+from rlops.observe.importers.builders import Context, Malformed
 from rlops.observe.importers.preference import pair, rows
-from rlops.observe.importers.records import Context, Malformed
 
 READ_UNIT = "lines"
 _TURN = re.compile(r"\n\n(Human|Assistant):[ ]?")
@@ -57,3 +59,8 @@ def convert(ctx: Context, source: Path) -> Iterator:
         return pair(ctx, where, row, chosen[:-1], chosen[-1:], rejected[-1:], scores=None)
 
     return rows(ctx, source, one)
+
+
+register(Importer("importer", "hh-rlhf", description="Anthropic HH-RLHF transcripts (chosen/rejected)",
+                   reads=SOURCE, writes=WRITES, function=convert,
+                  read_unit=READ_UNIT))

@@ -48,8 +48,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rlops.observe.importers.messages import arguments_object, messages, output_messages, tool_definitions
-from rlops.observe.importers.records import (
+from rlops.components import Importer, register
+from rlops.observe.importers import SOURCE, WRITES
+from rlops.observe.importers.builders import (
     Context,
     Malformed,
     actor,
@@ -67,6 +68,7 @@ from rlops.observe.importers.records import (
     usage,
     user_id,
 )
+from rlops.observe.importers.messages import arguments_object, messages, output_messages, tool_definitions
 from rlops.observe.importers.source import Where, loads
 
 READ_UNIT = "records"
@@ -397,3 +399,8 @@ def _corrected(ctx: Context, text: str) -> list[dict[str, Any]]:
         except Malformed:
             pass  # JSON, but not messages: the text itself is the corrected answer
     return [{"role": "assistant", "content": text}]
+
+
+register(Importer("importer", "langfuse", description="Langfuse export: traces with observations and scores",
+                   reads=SOURCE, writes=WRITES, function=convert,
+                  read_unit=READ_UNIT))

@@ -41,8 +41,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rlops.observe.importers.messages import arguments_object, messages, output_messages, tool_definitions
-from rlops.observe.importers.records import (
+from rlops.components import Importer, register
+from rlops.observe.importers import SOURCE, WRITES
+from rlops.observe.importers.builders import (
     Context,
     Malformed,
     actor,
@@ -60,6 +61,7 @@ from rlops.observe.importers.records import (
     usage,
     user_id,
 )
+from rlops.observe.importers.messages import arguments_object, messages, output_messages, tool_definitions
 from rlops.observe.importers.source import Where
 
 READ_UNIT = "records"
@@ -363,3 +365,8 @@ def _preference(ctx: Context, group_id: str, members: list[tuple[Where, dict]], 
     else:
         yield "feedback", feedback(event_id=event_id, interaction_id=ids[0], timestamp=when, actor=_who(first),
                                    kind="ranking", details={"ranked_ids": ids}), where
+
+
+register(Importer("importer", "langsmith", description="LangSmith runs export + feedback export",
+                   reads=SOURCE, writes=WRITES, function=convert,
+                  read_unit=READ_UNIT))

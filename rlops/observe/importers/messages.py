@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from rlops.observe.importers.records import Context, Malformed
+from rlops.observe.importers.builders import Context, Malformed
 from rlops.observe.importers.source import loads
 
 ROLES = {"system": "system", "developer": "system", "user": "user", "human": "user", "assistant": "assistant",

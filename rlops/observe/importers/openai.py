@@ -33,8 +33,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rlops.observe.importers.messages import messages, tool_definitions
-from rlops.observe.importers.records import (
+from rlops.components import Importer, register
+from rlops.observe.importers import SOURCE, WRITES
+from rlops.observe.importers.builders import (
     Context,
     Malformed,
     derived_id,
@@ -46,6 +47,7 @@ from rlops.observe.importers.records import (
     usage,
     user_id,
 )
+from rlops.observe.importers.messages import messages, tool_definitions
 from rlops.observe.importers.source import Where
 
 READ_UNIT = "records"
@@ -155,3 +157,8 @@ def _tokens(u: Any) -> tuple[Any, Any]:
     if not isinstance(u, dict):
         return None, None
     return u.get("prompt_tokens", u.get("input_tokens")), u.get("completion_tokens", u.get("output_tokens"))
+
+
+register(Importer("importer", "openai", description="OpenAI Chat Completions request/response logs, or Batch API input + output files",
+                   reads=SOURCE, writes=WRITES, function=convert,
+                  read_unit=READ_UNIT))

@@ -20,9 +20,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from rlops.components import Importer, register
+from rlops.observe.importers import SOURCE, WRITES
+from rlops.observe.importers.builders import Context, Malformed
 from rlops.observe.importers.messages import tool_definitions
 from rlops.observe.importers.preference import conversation, pair, rows
-from rlops.observe.importers.records import Context, Malformed
 
 READ_UNIT = "lines"
 
@@ -41,3 +43,8 @@ def convert(ctx: Context, source: Path) -> Iterator:
         return pair(ctx, where, row, prompt, chosen, rejected, tools=tools)
 
     return rows(ctx, source, one)
+
+
+register(Importer("importer", "openai-dpo", description="OpenAI DPO fine-tuning JSONL (preferred/non-preferred output)",
+                   reads=SOURCE, writes=WRITES, function=convert,
+                  read_unit=READ_UNIT))

@@ -43,8 +43,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rlops.observe.importers.messages import arguments_object, messages, system_text, tool_definitions
-from rlops.observe.importers.records import (
+from rlops.components import Importer, register
+from rlops.observe.importers import SOURCE, WRITES
+from rlops.observe.importers.builders import (
     Context,
     Malformed,
     actor,
@@ -58,6 +59,7 @@ from rlops.observe.importers.records import (
     usage,
     user_id,
 )
+from rlops.observe.importers.messages import arguments_object, messages, system_text, tool_definitions
 from rlops.observe.importers.source import Where, loads
 
 READ_UNIT = "spans and log records"
@@ -526,3 +528,8 @@ def _judge(ctx: Context, span: Span, e: dict[str, Any], iid: str) -> dict[str, A
     if text:
         details["explanation"] = text
     return feedback(event_id=event_id, interaction_id=iid, timestamp=when, actor=who, kind="judge", details=details)
+
+
+register(Importer("importer", "otel", description="OpenTelemetry GenAI spans exported as OTLP/JSON (.json or .jsonl)",
+                   reads=SOURCE, writes=WRITES, function=convert,
+                  read_unit=READ_UNIT))

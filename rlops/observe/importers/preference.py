@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from rlops.observe.importers.messages import messages
-from rlops.observe.importers.records import (
+from rlops.observe.importers.builders import (
     Context,
     Malformed,
     actor,
@@ -21,6 +20,7 @@ from rlops.observe.importers.records import (
     number,
     row_key,
 )
+from rlops.observe.importers.messages import messages
 from rlops.observe.importers.source import Where
 
 Out = Iterator[tuple[str, dict[str, Any], Where]]

@@ -22,8 +22,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from rlops.components import Importer, register
+from rlops.observe.importers import SOURCE, WRITES
+from rlops.observe.importers.builders import Context, Malformed
 from rlops.observe.importers.preference import conversation, pair, rows, split_shared
-from rlops.observe.importers.records import Context, Malformed
 
 READ_UNIT = "rows"
 
@@ -45,3 +47,8 @@ def convert(ctx: Context, source: Path) -> Iterator:
                     scores=(row.get("score_chosen"), row.get("score_rejected")) if scored else None)
 
     return rows(ctx, source, one)
+
+
+register(Importer("importer", "trl-preference", description="TRL preference rows {prompt, chosen, rejected}, standard or conversational",
+                   reads=SOURCE, writes=WRITES, function=convert,
+                  read_unit=READ_UNIT))

@@ -17,8 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from rlops.components import Importer, register
+from rlops.observe.importers import SOURCE, WRITES
+from rlops.observe.importers.builders import Context, Malformed
 from rlops.observe.importers.preference import conversation, rows, unpaired
-from rlops.observe.importers.records import Context, Malformed
 
 READ_UNIT = "rows"
 
@@ -34,3 +36,8 @@ def convert(ctx: Context, source: Path) -> Iterator:
         return unpaired(ctx, where, row, prompt, completion, label)
 
     return rows(ctx, source, one)
+
+
+register(Importer("importer", "trl-unpaired", description="TRL unpaired preference rows {prompt, completion, label}",
+                   reads=SOURCE, writes=WRITES, function=convert,
+                  read_unit=READ_UNIT))

@@ -21,9 +21,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from rlops.components import Importer, register
+from rlops.observe.importers import SOURCE, WRITES
+from rlops.observe.importers.builders import Context, Malformed
 from rlops.observe.importers.messages import final_assistant
 from rlops.observe.importers.preference import conversation, pair, rows
-from rlops.observe.importers.records import Context, Malformed
 
 READ_UNIT = "rows"
 
@@ -47,3 +49,8 @@ def convert(ctx: Context, source: Path) -> Iterator:
                     scores=(row.get("score_chosen"), row.get("score_rejected")), score_name="score")
 
     return rows(ctx, source, one)
+
+
+register(Importer("importer", "ultrafeedback", description="UltraFeedback-binarized (prompt, chosen, rejected, scores)",
+                   reads=SOURCE, writes=WRITES, function=convert,
+                  read_unit=READ_UNIT))

@@ -21,6 +21,7 @@ from rlops import layout
 from rlops.audit import ledger
 from rlops.errors import EXIT_GATE_FAILED, EXIT_INVALID, EXIT_STALE, EXIT_STALE_PARENT, Refused, RlopsError
 from rlops.gitio import git, rev, status_paths
+from rlops.io import sha256_bytes
 from rlops.registry import manifest, versions
 from rlops.registry.evidence import MODEL_OUT, VERDICT, evidence_paths, lock_index, pairs_path
 
@@ -189,7 +190,7 @@ def registry_entry(root: Path, params: dict[str, Any], version: str, who: str, t
     spec = params["plan"]["spec"]
     verdict = _read_json(root, VERDICT)
     cycle, train = params["cycle"], params["train"]
-    evidence = {p: ledger.sha256_bytes((root / p).read_bytes()) for p in (spec, *evidence_paths(root))
+    evidence = {p: sha256_bytes((root / p).read_bytes()) for p in (spec, *evidence_paths(root))
                 if (root / p).is_file()}
     entry = {
         "policy": cycle["policy"], "version": version, "cycle": cycle["number"], "parent": cycle["parent_version"],
@@ -208,15 +209,6 @@ def registry_entry(root: Path, params: dict[str, Any], version: str, who: str, t
         "evidence": evidence,
     }
     return entry, outs[MODEL_OUT]
-
-
-def moved(current: manifest.Manifest, version: str, promotion: dict[str, Any]) -> manifest.Manifest:
-    mode = promotion["mode"]
-    if mode == "replace":
-        return manifest.Manifest(current.policy, version, current.shadow, current.canary, current.canary_fraction)
-    if mode == "shadow":
-        return manifest.Manifest(current.policy, current.production, version, current.canary, current.canary_fraction)
-    return manifest.Manifest(current.policy, current.production, current.shadow, version, float(promotion["fraction"]))
 
 
 def pending_events(entries: list[ledger.Entry], entry: dict[str, Any], who: str, ts: str) -> list[ledger.Entry]:
@@ -252,7 +244,7 @@ def write_proposal(root: Path, entry: dict[str, Any], model_out: dict[str, Any],
     (vdir / ".gitignore").write_text("/model\n", encoding="utf-8")
     current = manifest.load(root, policy)
     (root / "deployments").mkdir(exist_ok=True)
-    (root / manifest.manifest_path(policy)).write_text(moved(current, version, entry["promotion"]).text(), encoding="utf-8")
+    (root / manifest.manifest_path(policy)).write_text(manifest.moved(current, version, entry["promotion"]).text(), encoding="utf-8")
     ledger.append(root, events)
     return current
 

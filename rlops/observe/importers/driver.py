@@ -19,7 +19,7 @@ from typing import Any
 from rlops.errors import InvalidInput, Problem
 from rlops.io import atomic_dir
 from rlops.observe.importers import load
-from rlops.observe.importers.records import DEFAULT_TIMESTAMP, Context, Options
+from rlops.observe.importers.builders import DEFAULT_TIMESTAMP, Context, Options
 from rlops.observe.importers.source import Where, input_files
 
 OUTPUTS = ("interactions.jsonl", "feedback.jsonl", "quarantine.jsonl", "import-report.json")
@@ -55,10 +55,10 @@ def import_logs(fmt: str, source: Path, out: Path, options: Options | None = Non
         raise InvalidInput([Problem(str(source), None, "PATH", "holds no .json, .jsonl or .ndjson file")])
     _check_out(out)
     ctx = Context(fmt, options or Options(), out=out)
-    summary = Summary(fmt, out, read_unit=getattr(importer, "READ_UNIT", "records"))
+    summary = Summary(fmt, out, read_unit=importer.read_unit)
     with atomic_dir(out) as tmp:
         with (tmp / OUTPUTS[0]).open("w", encoding="utf-8") as fi, (tmp / OUTPUTS[1]).open("w", encoding="utf-8") as ff:
-            _write(importer.convert(ctx, source), ctx, summary, fi, ff)
+            _write(importer.function(ctx, source), ctx, summary, fi, ff)
             for f in (fi, ff):
                 f.flush()
                 os.fsync(f.fileno())

@@ -13,8 +13,8 @@ import yaml
 from rlops.audit import ledger
 from rlops.errors import EXIT_AUDIT, InvalidInput, Refused
 from rlops.gitio import git, rev, status_paths
+from rlops.promotion.propose import Proposal, actor, commit_proposal, dvc_leftover, dvc_outputs
 from rlops.registry import manifest, versions
-from rlops.registry.propose import Proposal, actor, commit_proposal, dvc_leftover, dvc_outputs
 
 
 def _dvc_outputs(root: Path) -> list[str]:

@@ -13,10 +13,10 @@ from pathlib import Path
 import yaml
 
 from rlops.audit import ledger, trust
-from rlops.audit.genesis import _roots_in_tree
+from rlops.audit.genesis import roots_in_tree
 from rlops.errors import EXIT_AUDIT, EXIT_INVALID, InvalidInput, Refused
 from rlops.gitio import BlobReader, git, rev, status_paths
-from rlops.registry.propose import Proposal, actor, commit_proposal
+from rlops.promotion.propose import Proposal, actor, commit_proposal
 
 
 def propose_trust(root: Path, reason: str, *, remote: str = "origin", push: bool = True) -> Proposal:
@@ -38,7 +38,7 @@ def propose_trust(root: Path, reason: str, *, remote: str = "origin", push: bool
                          hint="run `rlops audit verify`; restore the ledger from the default branch")
     with BlobReader(root) as blobs:
         before = trust.roots_at(blobs, "HEAD")
-    after = _roots_in_tree(root)
+    after = roots_in_tree(root)
     branch = f"trust/{policy}-{len(entries) + 1}"
     if rev(root, f"refs/heads/{branch}"):
         raise InvalidInput(f"the branch {branch} exists already", hint=f"delete it (`git branch -D {branch}`) first")
