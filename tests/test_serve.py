@@ -6,15 +6,15 @@ from __future__ import annotations
 import json
 import threading
 import time
-from pathlib import Path
-
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
+
 import openai
 import pytest
-
 from fake_openai import FakeOpenAI
+
 from rlops.observe.recorder import read_records
 from rlops.registry.manifest import Manifest, manifest_path
 from rlops.serve import server as serve_server

@@ -90,9 +90,11 @@ def load(path: Path | None, overrides: dict[str, Any]) -> ServeSettings:
         if not isinstance(loaded, dict):
             raise InvalidInput([Problem(str(path), None, "", "must be a mapping of settings")])
         values.update(loaded)
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    if isinstance(values.get("versions"), dict):  # `--model v2=name` adds to, not replaces, the file's versions
-        values["versions"] = {k: dict(v) if isinstance(v, dict) else v for k, v in values["versions"].items()}
+    extra = overrides.get("versions") or {}
+    values.update({k: v for k, v in overrides.items() if v is not None and k != "versions"})
+    if extra:  # `--model v2=name` adds to the file's versions (and wins for a version both name)
+        found = values.get("versions") if isinstance(values.get("versions"), dict) else {}
+        values["versions"] = {**found, **{k: {**(found.get(k) or {}), **v} for k, v in extra.items()}}
     typed, problems = settings.check(ServeSettings, values, file, "")
     if problems:
         problems = [Problem(p.file, p.line, p.field.lstrip("."), p.message) for p in problems]
