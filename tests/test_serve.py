@@ -322,3 +322,48 @@ def test_a_broken_manifest_keeps_the_last_good_one_serving(world):
     assert "production" in s.service.last_reload_error
     headers, _ = ask(client, "still there?")
     assert headers["x-rlops-version"] == "v1"
+
+
+def test_the_rlops_serve_command_serves_and_reloads_on_sighup(tmp_path, upstream):
+    """The real command in its own process: it starts, answers, and a SIGHUP makes it read a changed manifest."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    from conftest import env_for
+
+    write_manifest(tmp_path, production="v1")
+    with socket.socket() as sock:  # a free port for the child
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    home = tmp_path / "home"
+    home.mkdir()
+    (tmp_path / "serve.yaml").write_text("reload_poll_s: 3600\n")  # no polling during the test: only SIGHUP reloads
+    cmd = [sys.executable, "-m", "rlops.cli", "serve", "--root", str(tmp_path), "--upstream", upstream.url,
+           "--port", str(port), "--model", "v2=renamed-v2", "--config", str(tmp_path / "serve.yaml")]
+    child = subprocess.Popen(cmd, env=env_for(home), stderr=subprocess.PIPE, text=True)
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
+        deadline = time.time() + 30
+        while True:
+            try:
+                headers, answer = ask(client, "hello")
+                break
+            except openai.APIConnectionError:
+                assert time.time() < deadline and child.poll() is None, "rlops serve did not start"
+                time.sleep(0.1)
+        assert answer.choices[0].message.content == "[v1] echo: hello"
+        write_manifest(tmp_path, production="v2")
+        os.kill(child.pid, signal.SIGHUP)
+        deadline = time.time() + 10
+        while ask(client, "hello")[0]["x-rlops-version"] != "v2":
+            assert time.time() < deadline, "SIGHUP did not reload the manifest"
+            time.sleep(0.05)
+        assert ask(client, "hello")[1].choices[0].message.content == "[renamed-v2] echo: hello"  # --model mapped it
+    finally:
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=30)
+    assert "manifest changed" in err
+    assert {r["agent"]["version"] for r in interactions(tmp_path)} == {"v1", "v2"}
