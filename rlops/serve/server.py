@@ -46,6 +46,7 @@ def _problem_message(problems: list[tuple[str, str]]) -> str:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: "Server"
+    disable_nagle_algorithm = True  # headers and body go in separate writes: no 40 ms delayed-ACK stall
 
     def log_message(self, format: str, *args: Any) -> None:  # the records are the log; keep stderr for problems
         pass
