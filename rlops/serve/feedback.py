@@ -78,3 +78,10 @@ class Feedback:
                 if len(self._seen) > REMEMBERED:
                     self._seen.popitem(last=False)
         return answer, record
+
+    def forget(self, answer: dict) -> None:
+        """Drop the key of an event that could not be queued, so that its retry is written."""
+        with self._lock:
+            for key, (_, seen) in list(self._seen.items()):
+                if seen is answer:
+                    del self._seen[key]

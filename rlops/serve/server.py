@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from rlops.errors import RlopsError
 from rlops.serve import backends, messages
 from rlops.serve.app import Service
 from rlops.serve.config import ServeSettings
@@ -66,6 +67,7 @@ class Handler(BaseHTTPRequestHandler):
     def _read_json(self) -> tuple[bool, Any]:
         length = self.headers.get("Content-Length")
         if length is None or not length.isdigit() or int(length) > MAX_BODY:
+            self.close_connection = True  # the body was not read: this connection cannot carry another request
             self._send_json(411 if length is None else 413, _error(
                 f"send a JSON body with a Content-Length of at most {MAX_BODY} bytes", [("", "no or bad length")]))
             return False, None
@@ -120,6 +122,10 @@ class Handler(BaseHTTPRequestHandler):
         except backends.BackendError as e:
             self._send_json(e.status, e.body)
             return
+        except RlopsError as e:  # e.g. a version's checkpoint went missing: say which and the fix
+            self._send_json(500, _error(e.message + (f" ({e.hint})" if e.hint else ""), [("", e.message)],
+                                        "server_error"))
+            return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
@@ -156,6 +162,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(200, answer, {"Idempotent-Replayed": "true"})
             return
         if not service.records.put("feedback", record):
+            service.feedback.forget(answer)  # not written: a retry with the same key must be able to write it
             self._send_json(503, _error("the log queue is full; retry with the same Idempotency-Key",
                                         [("", "server overloaded")], "overloaded"), {"Retry-After": "1"})
             return
@@ -164,6 +171,11 @@ class Handler(BaseHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return  # the client left mid-answer (a closed stream): nothing to report
+        super().handle_error(request, client_address)
 
     def __init__(self, address: tuple[str, int], service: Service):
         super().__init__(address, Handler)
