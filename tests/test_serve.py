@@ -372,7 +372,8 @@ def test_the_rlops_serve_command_serves_and_reloads_on_sighup(tmp_path, upstream
 
 def test_a_stuck_log_writer_never_blocks_a_request_and_overflow_is_counted(world):
     root, start = world
-    s, client = start(queue_size=2)
+    s, _ = start(queue_size=2)
+    client = openai.OpenAI(base_url=s.url, api_key="unused", max_retries=0, timeout=10)  # a request that waited fails
     release = threading.Event()
     real = s.service.records.recorder.record_interaction
     s.service.records.recorder.record_interaction = lambda record: (release.wait(), real(record))[1]  # a stuck disk
