@@ -248,6 +248,8 @@ def test_a_repeat_after_a_restart_writes_nothing(world):
     ({"messages": [{"role": "robot", "content": "hi"}]}, "messages[0].role"),
     ({"messages": [{"role": "user"}]}, "messages[0].content"),
     ({"messages": [{"role": "user", "content": "hi"}], "stream": "yes"}, "stream"),
+    ({"messages": [{"role": "user", "content": "hi"}], "user": "u" * 201}, "user"),
+    ({"messages": [{"role": "user", "content": "hi"}], "tools": [{"name": "lookup_order"}]}, "tools[0]"),
 ])
 def test_a_malformed_chat_request_is_a_400_naming_the_field_and_nothing_is_written(world, upstream, body, field):
     root, start = world

@@ -115,7 +115,7 @@ class Service:
     def chat(self, body: dict, user_header: str | None = None, conversation: str | None = None,
              auth: str | None = None) -> Answer:
         """Answer a checked request (messages.request_problems found nothing) by the manifest in force now."""
-        user = body.get("user") or user_header
+        user = body.get("user") or user_header or None
         chosen = route(self.manifest, user)
         iid = uuid.uuid4().hex
         base = {"user": user, "conversation_id": conversation if is_id(conversation) else None,

@@ -159,7 +159,10 @@ class Transformers:
                                      hint="serve with --device cpu here")
                 path = checkpoint(self.cfg, self.root, version)
                 dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[self.cfg.precision]
-                model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(self.cfg.device).eval()
+                if self.cfg.device == "cuda" and torch.cuda.device_count() > 1:  # spread over every GPU (accelerate)
+                    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, device_map="auto").eval()
+                else:
+                    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(self.cfg.device).eval()
                 self.models[version] = (model, AutoTokenizer.from_pretrained(path), threading.Lock())
             return self.models[version]
 
@@ -255,14 +258,17 @@ class Vllm:
         dtype = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[cfg.precision]
         self.engine = LLM(model=str(base), dtype=dtype, enable_lora=True, seed=cfg.generation.seed)
         self.lock = threading.Lock()
+        self.lora_ids: dict[str, int] = {}
 
     def _run(self, version: str, body: dict) -> tuple[str, int, int]:
         from vllm import SamplingParams
         from vllm.lora.request import LoRARequest
 
         target = self.cfg.target(version)
-        lora = (LoRARequest(version, abs(hash(version)) % 10_000 + 1, str(self.root / target.adapter))
-                if target.adapter else None)
+        lora = None
+        if target.adapter:  # vLLM tells adapters apart by a positive integer id, stable for the process
+            lora_id = self.lora_ids.setdefault(version, len(self.lora_ids) + 1)
+            lora = LoRARequest(version, lora_id, str(self.root / target.adapter))
         gen = self.cfg.generation
         params = SamplingParams(temperature=float(body.get("temperature", gen.temperature) or 0.0),
                                 max_tokens=int(body.get("max_tokens") or gen.max_new_tokens),

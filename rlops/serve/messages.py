@@ -37,9 +37,21 @@ def request_problems(body: Any) -> list[tuple[str, str]]:
                            ("tools", list, "a list of OpenAI tool definitions")):
         if key in body and body[key] is not None and not isinstance(body[key], kind):
             found.append((key, f"must be {fix}, not {json.dumps(body[key])[:40]}"))
-    if isinstance(body.get("user"), str) and not body["user"]:
-        found.append(("user", "must not be empty; leave it out when the user is unknown"))
+    if isinstance(body.get("user"), str) and not 0 < len(body["user"]) <= 200:
+        found.append(("user", "must be 1 to 200 characters (an opaque id); leave it out when the user is unknown"))
+    for i, tool in enumerate(body.get("tools") or [] if isinstance(body.get("tools"), list) else []):
+        fn = tool.get("function") if isinstance(tool, dict) else None
+        if not (isinstance(tool, dict) and tool.get("type") == "function" and isinstance(fn, dict)
+                and isinstance(fn.get("name"), str) and fn["name"]):
+            found.append((f"tools[{i}]", 'must be {"type": "function", "function": {"name": ..., "parameters": {...}}}'))
     return found
+
+
+def user_problems(user: str | None) -> list[tuple[str, str]]:
+    """The X-Rlops-User header's problems (the routing key when the body has no `user`)."""
+    if user is not None and not 0 < len(user) <= 200:
+        return [("X-Rlops-User", "must be 1 to 200 characters (an opaque id); leave it out when the user is unknown")]
+    return []
 
 
 def _text(content: Any) -> str | None:

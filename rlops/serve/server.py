@@ -104,7 +104,7 @@ class Handler(BaseHTTPRequestHandler):
         ok, body = self._read_json()
         if not ok:
             return
-        problems = messages.request_problems(body)
+        problems = messages.request_problems(body) + messages.user_problems(self.headers.get(USER_HEADER))
         if problems:
             self._send_json(400, _error(_problem_message(problems), problems))
             return
