@@ -3,13 +3,16 @@ directly, and requests per second at concurrency 8.
 
     .venv/bin/python benchmarks/serve_overhead.py               # 2,000 paired requests, 10 s at concurrency 8
     .venv/bin/python benchmarks/serve_overhead.py --n 500 --seconds 5
+    .venv/bin/python benchmarks/serve_overhead.py --transformers   # also the in-process CPU backend, tiny model
 
 The backend is a fast fake OpenAI-compatible server on localhost (tests/fake_openai.py; it answers at once), so the
 figures are the proxy's own cost, not a model's. One client with a kept-alive connection sends the same request
 alternately straight to the backend and through `rlops serve` (upstream backend; the manifest has a 10 % canary, so
 every request is routed by its user's hash; every answer is recorded with fsync on). Overhead = proxy latency minus
 direct latency, per pair. Then 8 threads, each with its own connection, send requests through `rlops serve` for
---seconds and the answered requests per second are counted. Prints a Markdown table with the machine and its load.
+--seconds and the answered requests per second are counted. With --transformers, the same concurrency-8 run against
+`rlops serve --backend transformers` on a tiny random Llama (2 layers, hidden 32, the demo's tokenizer; 16 new
+tokens, greedy) made by the base stage's code. Prints a Markdown table with the machine and its load.
 """
 
 from __future__ import annotations
@@ -62,10 +65,48 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def concurrent_rps(url: str, seconds: float, threads: int = 8) -> float:
+    counts = [0] * threads
+    stop = time.perf_counter() + seconds
+
+    def worker(k: int) -> None:
+        c = Client(url)
+        while time.perf_counter() < stop:
+            c.ask(f"c{k}-{counts[k]}")
+            counts[k] += 1
+
+    workers = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
+    started = time.perf_counter()
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    return sum(counts) / (time.perf_counter() - started)
+
+
+def tiny_model_rps(seconds: float) -> float:
+    import yaml
+
+    from rlops.train.base import materialize
+
+    repo = Path(__file__).resolve().parent.parent
+    root = Path(tempfile.mkdtemp(prefix="rlops-serve-tiny-"))
+    model = yaml.safe_load((repo / "pipelines/conf/model/tiny.yaml").read_text())
+    materialize({"model": model, "seed": 0}, repo, root / "artifacts/base/model")
+    server = serve_server.start(load(None, {"backend": "transformers",
+                                            "generation": {"max_new_tokens": 16, "temperature": 0.0, "seed": 0}}), root)
+    try:
+        Client(server.url).ask("warm-up")
+        return concurrent_rps(server.url, seconds)
+    finally:
+        serve_server.stop(server)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=2000, help="paired requests (default 2000)")
     ap.add_argument("--seconds", type=float, default=10.0, help="length of the concurrency-8 run (default 10)")
+    ap.add_argument("--transformers", action="store_true", help="also measure the transformers backend (tiny model)")
     args = ap.parse_args()
 
     fake = FakeOpenAI()
@@ -89,23 +130,9 @@ def main() -> None:
     server.service.flush()
     over = [(b - a) * 1000 for a, b in zip(d, p)]
 
-    counts = [0] * 8
-    stop = time.perf_counter() + args.seconds
-
-    def worker(k: int) -> None:
-        c = Client(server.url)
-        while time.perf_counter() < stop:
-            c.ask(f"c{k}-{counts[k]}")
-            counts[k] += 1
-
     load_before = os.getloadavg()
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    rps = sum(counts) / (time.perf_counter() - started)
+    rps = concurrent_rps(server.url, args.seconds)
+    server.service.flush()
     status = server.service.status()
     serve_server.stop(server)
     fake.close()
@@ -120,6 +147,9 @@ def main() -> None:
     print(f"| overhead per request, p50 / p90 of paired differences (ms) | {statistics.median(over):.3f} / "
           f"{pct(over, .9):.3f} |")
     print(f"| requests per second through rlops serve, concurrency 8, {args.seconds:g} s | {rps:.0f} |")
+    if args.transformers:
+        print(f"| requests per second, transformers backend on the tiny model (16 new tokens), concurrency 8, "
+              f"{args.seconds:g} s | {tiny_model_rps(args.seconds):.1f} |")
     print(f"| records written / dropped / failed | {status['records_written']} / {status['records_dropped']} / "
           f"{status['records_failed']} |")
 

@@ -389,6 +389,15 @@ class Recorder:
         """Append a feedback event; returns its event_id (the original one when idempotency_key repeats)."""
         return self._record("feedback", record)
 
+    def sync(self) -> None:
+        """Flush the open part files (and their folders) to disk: a group commit for a caller that opened the
+        Recorder with fsync=False and writes in batches (rlops serve's log writer)."""
+        with self._lock:
+            for s in self._streams.values():
+                if s.fd is not None and s.path is not None:
+                    os.fsync(s.fd)
+                    fsync_dir(s.path.parent)
+
     def recorded_id(self, stream: str, key: str) -> str | None:
         """The id written under dedupe `key` in `stream` (a feedback idempotency key, an interaction id), or None."""
         with self._lock:

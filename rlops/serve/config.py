@@ -72,7 +72,7 @@ class ServeSettings(Settings):
     queue_size: int = Field(10_000, ge=1, description="Records waiting to be written at most; past it a record is "
                                                       "dropped and counted, never waited for.")
     reload_poll_s: float = Field(1.0, gt=0, description="How often the manifest's modification time is checked.")
-    fsync: bool = Field(True, description="Each record reaches the disk before the next is written.")
+    fsync: bool = Field(True, description="The log writer flushes each batch of records to disk (a group commit).")
 
     def target(self, version: str) -> Target:
         return self.versions.get(version) or Target()
