@@ -390,3 +390,31 @@ def test_a_stuck_log_writer_never_blocks_a_request_and_overflow_is_counted(world
     status = s.service.status()
     assert status["records_written"] + status["records_dropped"] == 6
     assert len(interactions(root)) == status["records_written"]
+
+
+def test_serving_through_the_upstream_backend_imports_nothing_heavy(tmp_path, upstream):
+    """A proxy in front of an endpoint needs no torch: a fresh interpreter serves and answers one request."""
+    import subprocess
+    import sys
+
+    from conftest import env_for
+
+    write_manifest(tmp_path, production="v1")
+    probe = f"""
+import json, sys, urllib.request
+from pathlib import Path
+from rlops.serve import server
+from rlops.serve.config import load
+s = server.start(load(None, {{"base_url": {upstream.url!r}, "fsync": False}}), Path({str(tmp_path)!r}))
+req = urllib.request.Request(s.url + "/chat/completions", method="POST", headers={{"Content-Type": "application/json"}},
+                             data=json.dumps({{"messages": [{{"role": "user", "content": "hi"}}]}}).encode())
+answer = json.loads(urllib.request.urlopen(req).read())["choices"][0]["message"]["content"]
+server.stop(s)
+heavy = sorted(m for m in ("torch", "transformers", "trl", "lm_eval", "dvc") if m in sys.modules)
+print(json.dumps({{"answer": answer, "heavy": heavy}}))
+"""
+    home = tmp_path / "home"
+    home.mkdir()
+    p = subprocess.run([sys.executable, "-c", probe], env=env_for(home), text=True, capture_output=True, timeout=60)
+    result = json.loads(p.stdout.strip().splitlines()[-1])
+    assert result == {"answer": "[v1] echo: hi", "heavy": []}, p.stderr
