@@ -376,13 +376,21 @@ def test_a_stuck_log_writer_never_blocks_a_request_and_overflow_is_counted(world
     root, start = world
     s, _ = start(queue_size=2)
     client = openai.OpenAI(base_url=s.url, api_key="unused", max_retries=0, timeout=10)  # a request that waited fails
-    release = threading.Event()
+    entered, release = threading.Event(), threading.Event()
     real = s.service.records.recorder.record_interaction
-    s.service.records.recorder.record_interaction = lambda record: (release.wait(), real(record))[1]  # a stuck disk
+
+    def stuck(record):  # a disk that stops answering
+        entered.set()
+        release.wait()
+        return real(record)
+
+    s.service.records.recorder.record_interaction = stuck
     try:
-        versions = [ask(client, f"q{i}")[0]["x-rlops-version"] for i in range(6)]  # answered although nothing is written
-        assert versions == ["base"] * 6
-        assert s.service.status()["records_dropped"] >= 3  # one held by the writer, two queued, the rest dropped
+        versions = [ask(client, "q0")[0]["x-rlops-version"]]
+        assert entered.wait(10)  # the writer holds the first record and is stuck
+        versions += [ask(client, f"q{i}")[0]["x-rlops-version"] for i in range(1, 6)]
+        assert versions == ["base"] * 6  # answered although nothing is written
+        assert s.service.status()["records_dropped"] == 3  # one held by the writer, two queued, three dropped
         assert interactions(root) == []
     finally:
         release.set()
