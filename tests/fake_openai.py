@@ -2,7 +2,8 @@
 
 It stands in for the endpoint a team already runs (a hosted API or their own vLLM), which cannot exist here. The
 answer names the model it was asked for, so a test can tell which version answered: "[MODEL] echo: LAST USER TEXT".
-A request with tools whose last user message contains "tool" gets a tool call to the first tool instead.
+A request with tools whose last user message contains "tool" gets a tool call to the first tool instead; the model
+"overloaded" gets a 503.
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ class FakeOpenAI:
                     fake.models.append(body.get("model"))
                 if fake.delay_s:
                     time.sleep(fake.delay_s)
+                if body.get("model") == "overloaded":  # an endpoint that refuses: its error must reach the caller
+                    data = json.dumps({"error": {"message": "model overloaded", "type": "server_error"}}).encode()
+                    self.send_response(503)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 message = answer_for(body)
                 usage = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
                 if not body.get("stream"):

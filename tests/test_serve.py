@@ -426,3 +426,19 @@ print(json.dumps({{"answer": answer, "heavy": heavy}}))
     p = subprocess.run([sys.executable, "-c", probe], env=env_for(home), text=True, capture_output=True, timeout=60)
     result = json.loads(p.stdout.strip().splitlines()[-1])
     assert result == {"answer": "[v1] echo: hi", "heavy": []}, p.stderr
+
+
+def test_an_upstream_error_reaches_the_caller_as_it_is_and_nothing_is_recorded(world):
+    root, start = world
+    write_manifest(root, production="v1")
+    s, client = start(versions={"v1": {"model": "overloaded"}})
+    with pytest.raises(openai.APIStatusError) as e:
+        ask(client, "hello")
+    assert e.value.status_code == 503 and "model overloaded" in str(e.value)
+    for stream in (True, False):  # an endpoint that is not there: 502 naming it
+        s2, client2 = start(base_url="http://127.0.0.1:9/v1", logs=f"logs-{stream}")  # one Recorder per folder
+        with pytest.raises(openai.APIStatusError) as e:
+            client2.chat.completions.create(model="x", messages=[{"role": "user", "content": "hi"}], stream=stream)
+        assert e.value.status_code == 502 and "127.0.0.1:9" in str(e.value)
+    s.service.flush()
+    assert interactions(root) == [] and s.service.counts["backend_errors"] == 1
