@@ -10,6 +10,7 @@ that listing the names costs no import. Code elsewhere (a plug-in, a test) calls
 | `gate_rule` | `rlops/gates/<rule>.py`     | `(settings, evidence: gates.Evidence) -> gates.Outcome`    |
 | `metric`    | `rlops/evaluate/metrics.py` | `(doc, answer text) -> float`; `Metric` adds its direction |
 | `judge`     | `rlops/extract/judges.py`   | `(settings, root) -> Judge`                               |
+| `serve_backend` | `rlops/serve/backends.py` | `(ServeSettings, root) -> backend` (`complete`, `stream`, `close`) |
 
 Pydantic (not dataclasses) because one model gives what each plug-in point needs: validation that reports every
 field at once with its path, typed defaults, and the JSON Schema fragment the spec schema is built from.
@@ -27,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from rlops.errors import InvalidInput, Problem
 
-KINDS = {"gate_rule": "gate rule", "metric": "metric", "judge": "judge type"}
+KINDS = {"gate_rule": "gate rule", "metric": "metric", "judge": "judge type", "serve_backend": "serving backend"}
 
 # kind -> name -> the module that registers it on import; the order is the order names are listed
 BUILTIN: dict[str, dict[str, str]] = {
@@ -46,6 +47,11 @@ BUILTIN: dict[str, dict[str, str]] = {
         "rubric": "rlops.extract.judges",
         "transformers": "rlops.extract.judges",
         "http": "rlops.extract.judges",
+    },
+    "serve_backend": {
+        "upstream": "rlops.serve.backends",
+        "transformers": "rlops.serve.backends",
+        "vllm": "rlops.serve.backends",
     },
 }
 

@@ -442,3 +442,29 @@ def test_an_upstream_error_reaches_the_caller_as_it_is_and_nothing_is_recorded(w
         assert e.value.status_code == 502 and "127.0.0.1:9" in str(e.value)
     s.service.flush()
     assert interactions(root) == [] and s.service.counts["backend_errors"] == 1
+
+
+def test_a_backend_registered_by_a_plug_in_is_served_by_name(world):
+    from rlops.components import Component, register
+    from rlops.serve.backends import completion
+
+    class Canned:  # a plug-in's backend: answers every version with the same text
+        def __init__(self, cfg, root):
+            pass
+
+        def complete(self, version, body, auth=None):
+            return completion(version, f"canned {version}", 1, 2)
+
+        def stream(self, version, body, auth=None):
+            raise NotImplementedError
+
+        def close(self):
+            pass
+
+    register(Component("serve_backend", "test-canned", "answers with canned text", reads="nothing",
+                       writes="chat completions", function=Canned))
+    root, start = world
+    s, client = start(backend="test-canned")
+    assert ask(client, "hi")[1].choices[0].message.content == "canned base"
+    with pytest.raises(Exception, match="not a serving backend; use one of: upstream, transformers, vllm, test-canned"):
+        load_settings(None, {"backend": "nope"})

@@ -1,4 +1,5 @@
-"""Who answers a request for a version: one class per backend, one line each in `BACKENDS`.
+"""Who answers a request for a version: one class per backend, each registered as a `serve_backend` component
+(rlops/components.py) under the name `rlops serve --backend` takes.
 
 Every backend answers in the OpenAI chat format: `complete(version, body)` returns a chat.completion object and
 `stream(version, body)` yields chat.completion.chunk objects. `body` is the client's request; the backend replaces
@@ -20,9 +21,10 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 from urllib.parse import urlsplit
 
+from rlops.components import Component, get, register
 from rlops.errors import RlopsError
 from rlops.serve.config import ServeSettings
 
@@ -291,12 +293,17 @@ class Vllm:
         pass
 
 
-BACKENDS: dict[str, tuple[Callable[[ServeSettings, Path], Any], str]] = {
-    "upstream": (Upstream, "a recording proxy in front of an OpenAI-compatible endpoint"),
-    "transformers": (Transformers, "transformers in-process (CPU, or cuda from --device)"),
-    "vllm": (Vllm, "vLLM in-process on a GPU machine, versions as LoRA adapters"),
-}
+for _name, _cls, _what, _reads in (
+        ("upstream", Upstream, "a recording proxy in front of an OpenAI-compatible endpoint",
+         "base_url, api_key_env, timeout_s; versions.<v>.model and .base_url"),
+        ("transformers", Transformers, "transformers in-process (CPU, or cuda from device)",
+         "device, precision, generation; versions.<v>.path"),
+        ("vllm", Vllm, "vLLM in-process on a GPU machine, versions as LoRA adapters",
+         "precision, generation; the base checkpoint and versions.<v>.adapter")):
+    register(Component("serve_backend", _name, _what, reads=_reads, writes="chat completions (OpenAI format)",
+                       function=_cls))
 
 
 def make(cfg: ServeSettings, root: Path):
-    return BACKENDS[cfg.backend][0](cfg, root)
+    """The backend `cfg.backend` names, from the component registry (a plug-in registers its own)."""
+    return get("serve_backend", cfg.backend).function(cfg, root)

@@ -72,7 +72,7 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
                               "  vllm          in-process on a GPU machine (pip install vllm)")
     p.add_argument("--config", metavar="FILE", help="a YAML file of settings (rlops/serve/config.py lists them)")
     p.add_argument("--policy", help="the policy (default: support-agent)")
-    p.add_argument("--backend", choices=["upstream", "transformers", "vllm"], help="who answers (default: upstream)")
+    p.add_argument("--backend", help="who answers: upstream, transformers or vllm (default: upstream)")
     p.add_argument("--upstream", metavar="URL", help="upstream: the endpoint's base URL, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--model", metavar="VERSION=NAME", action="append", default=[],
                    help="upstream/vllm: the model name a version is served as (repeatable; default: the version)")

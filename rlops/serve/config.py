@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from rlops import settings
 from rlops.components import Settings
@@ -53,9 +53,9 @@ class ServeSettings(Settings):
 
     policy: str = Field("support-agent", min_length=1, description="The policy; its manifest is "
                                                                    "deployments/<policy>.yaml.")
-    backend: Literal["upstream", "transformers", "vllm"] = Field("upstream", description="Who answers: an "
-                                                                 "OpenAI-compatible endpoint, transformers in-process "
-                                                                 "or vLLM in-process (GPU).")
+    backend: str = Field("upstream", description="Who answers, a serve_backend component: upstream (an "
+                                                 "OpenAI-compatible endpoint), transformers (in-process) or vllm "
+                                                 "(in-process, GPU), or one a plug-in registers.")
     base_url: str | None = Field(None, pattern=r"^https?://", description="upstream: the endpoint's base URL, e.g. "
                                                                           "http://127.0.0.1:8000/v1.")
     api_key_env: str | None = Field(None, min_length=1, description="upstream: the environment variable holding its "
@@ -73,6 +73,15 @@ class ServeSettings(Settings):
                                                       "dropped and counted, never waited for.")
     reload_poll_s: float = Field(1.0, gt=0, description="How often the manifest's modification time is checked.")
     fsync: bool = Field(True, description="The log writer flushes each batch of records to disk (a group commit).")
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        from rlops.components import names
+
+        if value not in names("serve_backend"):
+            raise ValueError(f"{value!r} is not a serving backend; use one of: {', '.join(names('serve_backend'))}")
+        return value
 
     def target(self, version: str) -> Target:
         return self.versions.get(version) or Target()
