@@ -410,6 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["all", "md", "json", "html"], default="all", help="what to write (default: all)")
     p.set_defaults(func=cmd_audit_report)
     add_history(sub, common)
+    from rlops.serve.cli import add_commands as add_serving  # stdlib only: keeps --help light
+
+    add_serving(sub, common)
     return parser
 
 
@@ -420,7 +423,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_OK
     prog = f"rlops {args.command}" + (f" {args.audit_command}" if getattr(args, "audit_command", None) else "") + (
-        f" {args.trust_command}" if getattr(args, "trust_command", None) else "")
+        f" {args.trust_command}" if getattr(args, "trust_command", None) else "") + (
+        f" {args.deploy_command}" if getattr(args, "deploy_command", None) else "")
     return report_errors(lambda: args.func(args), prog=prog, traceback=args.traceback)
 
 

@@ -11,6 +11,7 @@ that listing the names costs no import. Code elsewhere (a plug-in, a test) calls
 | `metric`    | `rlops/evaluate/metrics.py` | `(doc, answer text) -> float`; `Metric` adds its direction |
 | `judge`     | `rlops/extract/judges.py`   | `(settings, root) -> Judge`                               |
 | `importer`  | `rlops/observe/importers/<format>.py` | `(ctx, source) -> (stream, record, where)...`   |
+| `serve_backend` | `rlops/serve/backends.py` | `(ServeSettings, root) -> backend` (`complete`, `stream`, `close`) |
 
 Pydantic (not dataclasses) because one model gives what each plug-in point needs: validation that reports every
 field at once with its path, typed defaults, and the JSON Schema fragment the spec schema is built from.
@@ -28,7 +29,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from rlops.errors import InvalidInput, Problem
 
-KINDS = {"gate_rule": "gate rule", "metric": "metric", "judge": "judge type", "importer": "import format"}
+KINDS = {"gate_rule": "gate rule", "metric": "metric", "judge": "judge type", "importer": "import format",
+         "serve_backend": "serving backend"}
 
 # kind -> name -> the module that registers it on import; the order is the order names are listed
 BUILTIN: dict[str, dict[str, str]] = {
@@ -58,6 +60,11 @@ BUILTIN: dict[str, dict[str, str]] = {
         "openai-dpo": "rlops.observe.importers.openai_dpo",
         "trl-preference": "rlops.observe.importers.trl_preference",
         "trl-unpaired": "rlops.observe.importers.trl_unpaired",
+    },
+    "serve_backend": {
+        "upstream": "rlops.serve.backends",
+        "transformers": "rlops.serve.backends",
+        "vllm": "rlops.serve.backends",
     },
 }
 

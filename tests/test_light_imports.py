@@ -34,6 +34,8 @@ print(json.dumps({"rc": rc, "heavy": sorted(m for m in %r if m in sys.modules)})
     (["propose", "--no-push"], 3),  # no verdict yet
     (["history"], 0),
     (["history", "--json"], 0),
+    (["serve", "--help"], 0),
+    (["deploy", "render", "--out", "deploy-out"], 0),
 ])
 def test_light_commands_import_nothing_heavy(project, args, rc):
     repo, env = project

@@ -86,8 +86,9 @@ def test_every_documented_example_is_valid_and_every_kind_has_one():
     assert sorted(r["kind"] for r in examples_of("feedback")) == sorted(KINDS)
     full = interaction_example()
     for field in load("interaction")["properties"]:
-        assert field in full or field == "regenerates", f"the full example lacks {field}"
+        assert field in full or field in ("regenerates", "shadow_of"), f"the full example lacks {field}"
     assert any("regenerates" in r for r in examples_of("interaction"))
+    assert any("shadow_of" in r for r in examples_of("interaction"))
 
 
 def test_documented_examples_pass_rlops_validate(tmp_path):

@@ -136,6 +136,11 @@ def _problems(record: Any, name: str) -> list[Problem]:
     return [Problem(label, None, field, message) for field, message in found]  # in order, each once
 
 
+def problems(record: Any, name: str) -> list[Problem]:
+    """Every way `record` breaks the v1 schema `name` ("interaction" or "feedback"), each naming its field."""
+    return _problems(record, name)
+
+
 def _not_json(value: Any, path: tuple = ()) -> str | None:
     """The field path of the first value json cannot write (a datetime, a set, NaN), or None."""
     if isinstance(value, dict):
@@ -383,6 +388,20 @@ class Recorder:
     def record_feedback(self, record: dict) -> str:
         """Append a feedback event; returns its event_id (the original one when idempotency_key repeats)."""
         return self._record("feedback", record)
+
+    def sync(self) -> None:
+        """Flush the open part files (and their folders) to disk: a group commit for a caller that opened the
+        Recorder with fsync=False and writes in batches (rlops serve's log writer)."""
+        with self._lock:
+            for s in self._streams.values():
+                if s.fd is not None and s.path is not None:
+                    os.fsync(s.fd)
+                    fsync_dir(s.path.parent)
+
+    def recorded_id(self, stream: str, key: str) -> str | None:
+        """The id written under dedupe `key` in `stream` (a feedback idempotency key, an interaction id), or None."""
+        with self._lock:
+            return self._streams[stream].keys.get(key)
 
     def _record(self, stream: str, record: dict) -> str:
         name, id_field = STREAMS[stream]
