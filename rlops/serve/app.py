@@ -22,7 +22,7 @@ from typing import Any, Iterator
 from rlops.errors import InvalidInput, Problem, RlopsError
 from rlops.records import is_id
 from rlops.registry.manifest import Manifest, manifest_path
-from rlops.serve import backends, messages
+from rlops.serve import backends, chat_format
 from rlops.serve.config import ServeSettings
 from rlops.serve.feedback import Feedback
 from rlops.serve.recording import Background
@@ -119,7 +119,7 @@ class Service:
         chosen = route(self.manifest, user)
         iid = uuid.uuid4().hex
         base = {"user": user, "conversation_id": conversation if is_id(conversation) else None,
-                "input_messages": [messages.to_record(m) for m in body["messages"]],
+                "input_messages": [chat_format.to_record(m) for m in body["messages"]],
                 "tool_definitions": body.get("tools") or None}
         base = {k: v for k, v in base.items() if v is not None}
         started = time.perf_counter()
@@ -133,7 +133,7 @@ class Service:
             self.counts["backend_errors"] += 1
             raise
         choice = (answer.get("choices") or [{}])[0]
-        output = messages.to_record(choice.get("message") or {"role": "assistant", "content": ""})
+        output = chat_format.to_record(choice.get("message") or {"role": "assistant", "content": ""})
         self._record(base, iid, chosen.version, chosen.stage, output, answer.get("usage"), started)
         return Answer(iid, chosen, body=answer)
 
@@ -147,15 +147,15 @@ class Service:
         except backends.BackendError:
             self.counts["backend_errors"] += 1
             raise
-        output, usage, _ = messages.assemble(seen)
-        self._record(base, iid, chosen.version, chosen.stage, messages.to_record(output), usage, started)
+        output, usage, _ = chat_format.assemble(seen)
+        self._record(base, iid, chosen.version, chosen.stage, chat_format.to_record(output), usage, started)
 
     def _record(self, base: dict, iid: str, version: str, stage: str, output: dict, usage: dict | None,
                 started: float, **extra: Any) -> None:
         record = {"interaction_id": iid, "agent": {"name": self.cfg.policy, "version": version, "stage": stage},
                   **base, "output_messages": [output],
                   "outcome": {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 3)}, **extra}
-        usage_rec = messages.usage_record(usage)
+        usage_rec = chat_format.usage_record(usage)
         if usage_rec:
             record["usage"] = usage_rec
         self.records.put("interactions", record)
@@ -183,7 +183,7 @@ class Service:
                     print(f"rlops serve: shadow {version} failed: {e}", file=sys.stderr)
                     continue
                 choice = (answer.get("choices") or [{}])[0]
-                output = messages.to_record(choice.get("message") or {"role": "assistant", "content": ""})
+                output = chat_format.to_record(choice.get("message") or {"role": "assistant", "content": ""})
                 self._record(base, uuid.uuid4().hex, version, "shadow", output, answer.get("usage"), started,
                              shadow_of=iid)
             finally:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rlops.errors import RlopsError
-from rlops.serve import backends, messages
+from rlops.serve import backends, chat_format
 from rlops.serve.app import Service
 from rlops.serve.config import ServeSettings
 from rlops.serve.feedback import IDEMPOTENCY_HEADER, Refused
@@ -104,7 +104,7 @@ class Handler(BaseHTTPRequestHandler):
         ok, body = self._read_json()
         if not ok:
             return
-        problems = messages.request_problems(body) + messages.user_problems(self.headers.get(USER_HEADER))
+        problems = chat_format.request_problems(body) + chat_format.user_problems(self.headers.get(USER_HEADER))
         if problems:
             self._send_json(400, _error(_problem_message(problems), problems))
             return
