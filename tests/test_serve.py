@@ -71,7 +71,7 @@ def ask(client, text: str, user: str | None = None, **kw):
 def test_production_answers_and_every_interaction_is_recorded_with_version_and_stage(world):
     root, start = world
     write_manifest(root, production="v3")
-    s, client = start()
+    s, client = start(fsync=True)  # the writer's group commit (Recorder.sync) runs here
     headers, answer = ask(client, "Where is my order?", user="u-1")
     assert answer.choices[0].message.content == "[v3] echo: Where is my order?"
     assert headers["x-rlops-version"] == "v3" and headers["x-rlops-stage"] == "production"
@@ -468,3 +468,14 @@ def test_a_backend_registered_by_a_plug_in_is_served_by_name(world):
     assert ask(client, "hi")[1].choices[0].message.content == "canned base"
     with pytest.raises(Exception, match="not a serving backend; use one of: upstream, transformers, vllm, test-canned"):
         load_settings(None, {"backend": "nope"})
+
+
+@pytest.mark.parametrize("fraction", [0, 1.5])
+def test_a_canary_fraction_outside_0_to_1_is_refused_at_start_naming_the_field(world, fraction):
+    from rlops.errors import InvalidInput
+
+    root, start = world
+    write_manifest(root, production="v1", canary="v2", canary_fraction=fraction)
+    with pytest.raises(InvalidInput, match="canary.fraction") as e:
+        start()
+    assert "deployments/support-agent.yaml" in str(e.value)
