@@ -182,7 +182,12 @@ def collect(root: Path, options: Options) -> dict[str, Any]:
         canaries.append({"version": version, "against": against, "from": _iso(start), "to": _iso(end),
                          "interactions": {"canary": len(rows), "production": len(prod)},
                          "worse": any(r["worse"] for r in results), "metrics": results})
-    return {"format": FORMAT, "bucket": options.bucket, "interactions": options.interactions,
+    # the same totals as a nested mapping, version -> stage -> figure: what `dvc metrics show/diff` can display
+    figures = {}
+    for v in versions:
+        flat = {k: x for k, x in v.items() if k not in ("version", "stage", "from", "to", "buckets", "latency_ms")}
+        figures.setdefault(v["version"], {})[v["stage"]] = {**flat, "latency_p50_ms": v["latency_ms"]["p50"]}
+    return {"format": FORMAT, "figures": figures, "bucket": options.bucket, "interactions": options.interactions,
             "feedback": options.feedback, "skipped_records": skipped,
             "bootstrap": {"samples": boot.samples, "confidence": boot.confidence, "seed": boot.seed},
             "min_users": options.min_users, "tested_metrics": list(TESTED), "versions": versions,
