@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from rlops import records
 from rlops.errors import InvalidInput, Problem, RlopsError
 
 CYCLES_DIR = "specs/cycles"
@@ -94,8 +95,8 @@ def count_events(root: Path, paths: list[str], start: dt.date, end: dt.date) -> 
                 rows = con.execute(
                     f"""SELECT kind, count(*) FROM (SELECT kind, coalesce(TRY_CAST("timestamp" AS TIMESTAMPTZ),
                         TRY_CAST(upper("timestamp") AS TIMESTAMPTZ)) AS ts FROM {scan})
-                        WHERE kind IS NOT NULL AND CAST(ts AS DATE) BETWEEN ? AND ? GROUP BY kind ORDER BY kind""",
-                    [start, end]).fetchall()
+                        WHERE list_contains(?, kind) AND CAST(ts AS DATE) BETWEEN ? AND ? GROUP BY kind ORDER BY kind""",
+                    [list(records.KINDS), start, end]).fetchall()
                 for kind, n in rows:
                     counts[kind] = counts.get(kind, 0) + int(n)
         finally:
