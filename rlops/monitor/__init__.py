@@ -128,7 +128,7 @@ def collect(root: Path, options: Options) -> dict[str, Any]:
     """The monitoring document: per version and stage, per bucket, and every canary against production."""
     from rlops import components
     from rlops.monitor.compare import TESTED, compare
-    from rlops.monitor.read import BUCKETS, scan
+    from rlops.monitor.read import BUCKETS, Spans, scan
 
     root = Path(root)
     problems = [Problem("command line", None, f"--{what}", f"{p!r}: no such file or folder under {root}")
@@ -144,9 +144,17 @@ def collect(root: Path, options: Options) -> dict[str, Any]:
     boot = bootstrap_settings(root)
     totals: dict[tuple[str, str], _Tally] = {}
     buckets: dict[tuple[str, str, str], _Tally] = {}
-    per_user: dict[tuple[str, str], list] = {}  # (version, stage) -> [(ts, user, {metric: value})]
+    spans: dict[str, tuple[float, float]] = {}
+    # canary version -> arm -> metric -> user -> [sum, count]: production counts only on the canary's own days
+    arms: dict[str, dict[str, dict[str, dict[str, list[float]]]]] = {}
+    against: dict[str, set[str]] = {}
     skipped = 0
     for row in scan(root, options.interactions, options.feedback, options.bucket):
+        if isinstance(row, Spans):
+            spans = row.canary
+            arms = {v: {"canary": {}, "production": {}} for v in spans}
+            against = {v: set() for v in spans}
+            continue
         if isinstance(row, int):
             skipped = row
             continue
@@ -156,13 +164,25 @@ def collect(root: Path, options: Options) -> dict[str, Any]:
         key = (row.version, row.stage)
         totals.setdefault(key, _Tally()).add(row, refused, over)
         buckets.setdefault((*key, row.bucket), _Tally()).add(row, refused, over)
+        if row.stage == "canary":
+            targets = [arms[row.version]["canary"]]
+        elif row.stage == "production":
+            targets = [arms[v]["production"] for v, (a, b) in spans.items() if a <= row.ts <= b]
+            for v, (a, b) in spans.items():
+                if a <= row.ts <= b:
+                    against[v].add(row.version)
+        else:
+            continue
+        if not targets:
+            continue
         values = {"edit_rate": float(row.edited), "over_refusal_rate": float(over),
-                  "tool_error_rate": float(row.tool_error)}
-        if row.rating is not None:
-            values["rating"] = row.rating
-        if row.latency_ms is not None:
-            values["latency_ms"] = row.latency_ms
-        per_user.setdefault(key, []).append((row.ts, row.user, values))
+                  "tool_error_rate": float(row.tool_error), "rating": row.rating, "latency_ms": row.latency_ms}
+        for arm in targets:
+            for metric, value in values.items():
+                if value is not None:
+                    cell = arm.setdefault(metric, {}).setdefault(row.user, [0.0, 0])
+                    cell[0] += value
+                    cell[1] += 1
     versions = []
     for (version, stage), tally in sorted(totals.items(), key=lambda kv: (kv[1].first, kv[0])):
         versions.append({"version": version, "stage": stage, "from": _iso(tally.first), "to": _iso(tally.last),
@@ -170,17 +190,10 @@ def collect(root: Path, options: Options) -> dict[str, Any]:
                          "buckets": [{"start": b, **t.figures()} for (v, s, b), t in sorted(buckets.items())
                                      if (v, s) == (version, stage)]})
     canaries = []
-    for (version, stage), rows in per_user.items():
-        if stage != "canary":
-            continue
-        start, end = rows[0][0], rows[-1][0]
-        prod = [r for (v, s), rs in per_user.items() if s == "production" for r in rs if start <= r[0] <= end]
-        arms = [_by_user(rows), _by_user(prod)]
-        results = compare(arms[0], arms[1], boot, options.min_users)
-        against = sorted({v for (v, s), rs in per_user.items() if s == "production"
-                          and any(start <= r[0] <= end for r in rs)})
-        canaries.append({"version": version, "against": against, "from": _iso(start), "to": _iso(end),
-                         "interactions": {"canary": len(rows), "production": len(prod)},
+    for version, (start, end) in spans.items():
+        results = compare(arms[version]["canary"], arms[version]["production"], boot, options.min_users)
+        canaries.append({"version": version, "against": sorted(against[version]), "from": _iso(start),
+                         "to": _iso(end), "interactions": {"canary": totals[(version, "canary")].n},
                          "worse": any(r["worse"] for r in results), "metrics": results})
     # the same totals as a nested mapping, version -> stage -> figure: what `dvc metrics show/diff` can display
     figures = {}
@@ -192,14 +205,6 @@ def collect(root: Path, options: Options) -> dict[str, Any]:
             "bootstrap": {"samples": boot.samples, "confidence": boot.confidence, "seed": boot.seed},
             "min_users": options.min_users, "tested_metrics": list(TESTED), "versions": versions,
             "canaries": canaries, "flagged": sorted(c["version"] for c in canaries if c["worse"])}
-
-
-def _by_user(rows: list) -> dict[str, dict[str, list[float]]]:
-    out: dict[str, dict[str, list[float]]] = {}
-    for _, user, values in rows:
-        for metric, value in values.items():
-            out.setdefault(metric, {}).setdefault(user, []).append(value)
-    return out
 
 
 def write(root: Path, doc: dict[str, Any], out: str = layout.MONITOR) -> Path:

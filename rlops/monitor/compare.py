@@ -47,8 +47,8 @@ def unpaired_bounds(a: list[float], b: list[float], samples: int, confidence: fl
     step = max(1, 2_000_000 // max(len(xa), len(xb)))  # resamples per block: bounded memory on large logs
     for start in range(0, samples, step):
         k = min(step, samples - start)
-        ma = xa[rng.integers(0, len(xa), (k, len(xa)))].mean(axis=1)
-        mb = xb[rng.integers(0, len(xb), (k, len(xb)))].mean(axis=1)
+        ma = xa[rng.integers(0, len(xa), (k, len(xa)), dtype=np.int32)].mean(axis=1)
+        mb = xb[rng.integers(0, len(xb), (k, len(xb)), dtype=np.int32)].mean(axis=1)
         means[start:start + k] = ma - mb
     means.sort()
     alpha = 1.0 - confidence
@@ -59,9 +59,9 @@ def unpaired_bounds(a: list[float], b: list[float], samples: int, confidence: fl
 
 def compare(canary: dict[str, dict[str, list[float]]], production: dict[str, dict[str, list[float]]],
             boot: Bootstrap, min_users: int) -> list[dict[str, Any]]:
-    """One result per metric in TESTED: {metric -> {user -> [values]}} for each arm."""
+    """One result per metric in TESTED, from {metric -> {user -> [sum, count]}} of each arm."""
     def user_means(per_user: dict[str, list[float]]) -> list[float]:
-        return [sum(v) / len(v) for _, v in sorted(per_user.items()) if v]
+        return [total / n for _, (total, n) in sorted(per_user.items()) if n]
 
     arms = {m: (user_means(canary.get(m, {})), user_means(production.get(m, {}))) for m in TESTED}
     testable = [m for m, (c, p) in arms.items() if len(c) >= min_users and len(p) >= min_users]

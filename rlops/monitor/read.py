@@ -58,9 +58,17 @@ class Row:
     edit_answer: str | None  # the last edit's answer
 
 
+@dataclass(frozen=True)
+class Spans:
+    """When each canary version served: version -> (first, last) answer time, epoch seconds."""
+
+    canary: dict[str, tuple[float, float]]
+
+
 def scan(root: Path, interactions: list[str], feedback: list[str], bucket: str = "day",
-         batch: int = 10_000) -> Iterator[Row | int]:
-    """Every interaction as a Row, in time order; the last item is the number of records skipped."""
+         batch: int = 10_000) -> Iterator[Spans | Row | int]:
+    """First the canaries' Spans, then every interaction as a Row in time order, last the number of records skipped
+    (the spans come first so that a caller can pick production's rows of a canary's days in the same pass)."""
     from rlops.extract import engine
 
     part = BUCKETS[bucket]
@@ -86,6 +94,9 @@ def scan(root: Path, interactions: list[str], feedback: list[str], bucket: str =
                     bool_or(kind = 'edit') AS edited,
                     max_by(answer_of(edit.output_messages), ts_of("timestamp")) FILTER (WHERE kind = 'edit') AS edit_answer
                     FROM {fb} WHERE interaction_id IS NOT NULL GROUP BY interaction_id""")
+            yield Spans({v: (float(a), float(b)) for v, a, b in con.execute(
+                "SELECT version, epoch(min(ts)), epoch(max(ts)) FROM ix WHERE stage = 'canary' AND iid IS NOT NULL "
+                "AND ts IS NOT NULL AND version IS NOT NULL GROUP BY version ORDER BY version").fetchall()})
             skipped = con.execute("SELECT count(*) FROM ix WHERE iid IS NULL OR ts IS NULL OR version IS NULL "
                                   "OR stage NOT IN ('production', 'canary', 'shadow')").fetchone()[0]
             cur = con.execute(f"""SELECT ix.version, ix.stage, strftime(date_trunc('{part}', ix.ts), '%Y-%m-%d'),
