@@ -190,9 +190,8 @@ def test_the_audit_report_shows_the_committed_figures_and_the_eu_ai_act_map(tmp_
     assert "monitoring figures committed" in act
 
 
-def test_rollback_takes_a_worse_canary_out_through_a_signed_merge_and_promote(tmp_path):
-    """The canary is started by a real proposal (promotion mode canary), promoted; the monitor flags it and
-    --rollback opens the proposal that ends it; its signed merge passes the real `promote()`."""
+def with_canary(tmp_path):
+    """A real history: v1 in production, then v2 proposed with promotion mode canary, merged (signed), promoted."""
     from unittest import mock
 
     import synth_history
@@ -212,6 +211,33 @@ def test_rollback_takes_a_worse_canary_out_through_a_signed_merge_and_promote(tm
     repo.merge(branch)
     repo.promote()
     assert manifest.load(repo.path, "support-agent").canary == "v2"
+    return repo
+
+
+def test_a_canary_rollback_that_also_moves_production_is_refused(tmp_path):
+    from rlops.errors import Refused
+    from rlops.registry.promote import promote
+    from rlops.registry.rollback import end_canary
+
+    repo = with_canary(tmp_path)
+    with repo.environment():
+        p = end_canary(repo.path, "v2", "worse", push=False)
+    path = repo.path / "deployments/support-agent.yaml"
+    path.write_text(path.read_text().replace("production: v1", "production: base"))
+    repo.git("commit", "-q", "-a", "--amend", "--no-edit")
+    repo.git("checkout", "-q", "main")
+    repo.merge(p.branch)
+    with repo.environment(), pytest.raises(Refused) as refused:
+        promote(repo.path)
+    assert refused.value.exit_code == 6 and "a canary rollback only takes canary v2 out" in str(refused.value)
+
+
+def test_rollback_takes_a_worse_canary_out_through_a_signed_merge_and_promote(tmp_path):
+    """The canary is started by a real proposal (promotion mode canary), promoted; the monitor flags it and
+    --rollback opens the proposal that ends it; its signed merge passes the real `promote()`."""
+    from rlops.registry import manifest
+
+    repo = with_canary(tmp_path)
     make_logs(repo.path, n=400, canary_worse=True)
     repo.git("add", "logs")
     repo.git("commit", "-q", "-m", "production logs")
@@ -230,3 +256,19 @@ def test_rollback_takes_a_worse_canary_out_through_a_signed_merge_and_promote(tm
     assert ledger[-1]["event"] == "canary_ended" and ledger[-1]["data"]["version"] == "v2"
     verify = subprocess.run(["rlops", "audit", "verify"], cwd=repo.path, env=repo.env, capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_production_counts_only_on_the_canarys_days(tmp_path):
+    """Production interactions from before the canary started are in production's figures, not in the comparison."""
+    ix, _ = make_logs(tmp_path, n=600)
+    early = [{**r, "interaction_id": f"early-{i}", "timestamp": "2026-10-15T12:00:00Z", "user": f"early-{i}",
+              "agent": {"name": "support-agent", "version": "v0", "stage": "production"}} for i, r in enumerate(ix[:50])]
+    with open(tmp_path / "logs/interactions.jsonl", "a") as f:
+        f.writelines(json.dumps(r) + "\n" for r in early)
+    doc = collect(tmp_path, Options(["logs/interactions.jsonl"], ["logs/feedback.jsonl"]))
+    (canary,) = doc["canaries"]
+    assert canary["against"] == ["v1"]  # v0 served only before the canary started
+    production_users = {r["user"] for r in ix if r["agent"]["stage"] == "production"}
+    edit = next(m for m in canary["metrics"] if m["metric"] == "edit_rate")
+    assert edit["users_production"] == len(production_users)
+    assert any(v["version"] == "v0" and v["interactions"] == 50 for v in doc["versions"])
