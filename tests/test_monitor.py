@@ -18,7 +18,7 @@ import pytest
 from rlops import components, layout
 from rlops.cli import main
 from rlops.errors import EXIT_CANARY_WORSE, EXIT_INVALID, EXIT_OK
-from rlops.monitor import Options, collect
+from rlops.monitor import Options, collect, default_sources
 from rlops.monitor.compare import unpaired_bounds
 
 REFUSED = "I'm sorry, but I can't help with that."
@@ -154,6 +154,19 @@ def test_missing_logs_are_refused_and_nothing_is_written(tmp_path, capsys):
     assert main(["monitor", "--root", str(tmp_path), "--interactions", "nope.jsonl"]) == EXIT_INVALID
     assert "--interactions: 'nope.jsonl': no such file" in capsys.readouterr().err
     assert not (tmp_path / layout.MONITOR).exists()
+
+
+def test_without_logs_or_a_spec_the_fix_is_named(tmp_path, capsys):
+    assert main(["monitor", "--root", str(tmp_path)]) == EXIT_INVALID
+    assert "rlops monitor --interactions PATH --feedback PATH" in capsys.readouterr().err
+
+
+def test_the_example_history_is_read_by_default():
+    """Without --interactions, the newest cycle spec's logs: the project's own example, 376 interactions of base."""
+    root = Path(__file__).resolve().parent.parent
+    doc = collect(root, Options(*default_sources(root)))
+    assert [(v["version"], v["stage"]) for v in doc["versions"]] == [("base", "production")]
+    assert doc["versions"][0]["interactions"] + doc["skipped_records"] <= 376 and doc["canaries"] == []
 
 
 def test_unpaired_bounds_cover_zero_for_one_distribution_and_not_for_a_shift():

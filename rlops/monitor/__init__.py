@@ -101,7 +101,12 @@ def default_sources(root: Path) -> tuple[list[str], list[str]]:
     """The log paths of the newest cycle spec (what `rlops cycle new` continues)."""
     from rlops.cadence import _as_list, last_spec
 
-    _, spec = last_spec(root)
+    try:
+        _, spec = last_spec(root)
+    except InvalidInput:
+        raise InvalidInput([Problem("command line", None, "--interactions", "not given, and there is no cycle spec "
+                                    "whose feedback paths could stand in")],
+                           hint="name the logs: rlops monitor --interactions PATH --feedback PATH") from None
     fb = spec.get("feedback") if isinstance(spec.get("feedback"), dict) else {}
     return _as_list(fb.get("interactions")), _as_list(fb.get("feedback"))
 
