@@ -49,6 +49,7 @@ def test_writes_a_valid_spec_whose_window_continues_the_last(project, capsys):
     last = yaml.safe_load(LAST.read_text())
     assert main(["cycle", "new", "--root", str(project), "--to", "2026-12-01"]) == EXIT_OK
     (path,) = [p for p in (project / "specs/cycles").glob("0002-*.yaml")]
+    assert path.name == "0002-feedback-2026-11-25-to-2026-12-01.yaml"  # as the README says
     assert f"wrote specs/cycles/{path.name}" in capsys.readouterr().out
     assert validate_paths([path], project) == []
     spec = yaml.safe_load(path.read_text())
