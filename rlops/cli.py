@@ -240,6 +240,110 @@ def cmd_history(args) -> int:
     return EXIT_OK
 
 
+def cmd_monitor(args) -> int:
+    from rlops import monitor
+    from rlops.errors import EXIT_CANARY_WORSE
+
+    root = Path(args.root).resolve()
+    interactions, feedback = args.interactions, args.feedback
+    if not interactions:
+        interactions, spec_feedback = monitor.default_sources(root)
+        feedback = feedback or spec_feedback
+    doc = monitor.collect(root, monitor.Options(interactions, feedback or [], args.bucket, args.min_users))
+    out = monitor.write(root, doc, args.out)
+    for v in doc["versions"]:
+        lat = v["latency_ms"]["p50"]
+        print(f"{v['version']:<10} {v['stage']:<10} {v['interactions']:>7} interactions, {v['users']} users; feedback "
+              f"{v['feedback_rate']:.1%}, rating {'-' if v['rating'] is None else format(v['rating'], '.3f')}, edits "
+              f"{v['edit_rate']:.1%}, refusals {v['refusal_rate']:.1%} (over {v['over_refusal_rate']:.1%}), tool "
+              f"errors {v['tool_error_rate']:.1%}, latency p50 {'-' if lat is None else f'{lat:g} ms'}")
+    for c in doc["canaries"]:
+        print(f"canary {c['version']} against {', '.join(c['against']) or 'no production traffic'} "
+              f"({c['from']} to {c['to']}): {'SIGNIFICANTLY WORSE' if c['worse'] else 'not significantly worse'}")
+        for m in c["metrics"]:
+            if m["worse"]:
+                print(f"  {m['metric']}: canary {m['canary']}, production {m['production']}: {m['reason']}")
+    print(f"rlops monitor: wrote {out.relative_to(root) if out.is_relative_to(root) else out}"
+          + (f" ({doc['skipped_records']} record(s) without id, time or version skipped)" if doc["skipped_records"] else ""))
+    alarm = monitor.alarm(root, doc)
+    if not alarm:
+        return EXIT_OK
+    if args.rollback:
+        from rlops.promotion.rollback import end_canary
+
+        p = end_canary(root, alarm[0], "rlops monitor: the canary is significantly worse than production ("
+                       + ", ".join(m["metric"] for c in doc["canaries"] if c["version"] == alarm[0]
+                                   for m in c["metrics"] if m["worse"]) + f"); see {layout.MONITOR}",
+                       remote=args.remote, push=not args.no_push)
+        print(f"rlops monitor: opened the rollback: {p.title}")
+        print(f"  branch {p.branch}, commit {p.commit[:12]}; pull request body: {p.body_file}")
+        _print_next(p)
+        _print_branch(p)
+    else:
+        print(f"rlops monitor: canary {alarm[0]} is significantly worse than production; "
+              "`rlops monitor --rollback` proposes taking it out", file=sys.stderr)
+    return EXIT_CANARY_WORSE
+
+
+def add_monitor(sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("monitor", parents=[common], help="post-market monitoring: each version in production, canary "
+                                                         "against production; exit 10 when the canary is worse",
+                       description="Read the production logs (default: the newest cycle spec's feedback paths) and "
+                                   f"write {layout.MONITOR} (a DVC metric): per version and stage, in total and per "
+                                   "day or week, the feedback rate, rating, edit rate, refusal and over-refusal rates "
+                                   "(the evaluation's refusal grader), tool error rate and latency; then each canary "
+                                   "against production over the same days, users resampled independently (a "
+                                   "two-sample bootstrap at the gate's confidence). Exit 10 when the manifest's canary "
+                                   "is significantly worse; --rollback then opens the proposal that takes it out.")
+    p.add_argument("--interactions", action="append", default=[], metavar="PATH",
+                   help="interaction logs: a file or folder (e.g. a Recorder's DIR/interactions); repeatable")
+    p.add_argument("--feedback", action="append", default=[], metavar="PATH",
+                   help="feedback logs: a file or folder (e.g. DIR/feedback); repeatable")
+    p.add_argument("--bucket", choices=["day", "week"], default="day", help="the time bucket (default: day)")
+    p.add_argument("--min-users", type=int, default=20, metavar="N",
+                   help="test a metric only with at least N users with a value in each arm (default: 20)")
+    p.add_argument("--out", default=layout.MONITOR, help=f"where to write (default: {layout.MONITOR})")
+    p.add_argument("--rollback", action="store_true",
+                   help="when the manifest's canary is significantly worse, open the proposal that takes it out")
+    pushing(p)
+    p.set_defaults(func=cmd_monitor)
+
+
+def cmd_cycle_new(args) -> int:
+    import datetime as dt
+
+    from rlops.cadence import new_cycle
+
+    to = None
+    if args.to:
+        try:
+            to = dt.date.fromisoformat(args.to)
+        except ValueError:
+            from rlops.errors import InvalidInput, Problem
+
+            raise InvalidInput([Problem("command line", None, "--to", f"{args.to!r} is not a date YYYY-MM-DD")]) from None
+    result = new_cycle(Path(args.root).resolve(), to=to, min_events=args.min_events)
+    print(f"rlops cycle new: {result.message}")
+    return EXIT_OK
+
+
+def add_cycle(sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("cycle", help="start the next cycle: `rlops cycle new` writes its spec",
+                       description="`rlops cycle new`: write the next cycle spec from the last one.")
+    csub = p.add_subparsers(dest="cycle_command", metavar="SUBCOMMAND", required=True)
+    p = csub.add_parser("new", parents=[common], help="write the next cycle spec when enough new feedback has arrived",
+                        description="Write specs/cycles/NNNN-feedback-FROM-to-TO.yaml: the last cycle's number + 1, "
+                                    "parent: production, the feedback window from the day after the last one's end "
+                                    "to today (or --to), the same data paths and settings, and a rationale that says "
+                                    "what is new and that a reviewer must rewrite it. Does nothing (exit 0) when "
+                                    "fewer than --min-events feedback events fell in the window. Validated before it "
+                                    "is written; never overwrites a file.")
+    p.add_argument("--to", metavar="YYYY-MM-DD", help="the window's last day (default: today, UTC)")
+    p.add_argument("--min-events", type=int, default=1, metavar="N",
+                   help="write nothing unless at least N new feedback events arrived (default: 1)")
+    p.set_defaults(func=cmd_cycle_new)
+
+
 def add_history(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("history", parents=[common], help="every cycle, promoted or not: verdict, key metrics, parent, version",
                        description="List every cycle of the repository: its spec, the version it trained from, the "
@@ -413,6 +517,8 @@ def build_parser() -> argparse.ArgumentParser:
     from rlops.serve.cli import add_commands as add_serving  # stdlib only: keeps --help light
 
     add_serving(sub, common)
+    add_monitor(sub, common)
+    add_cycle(sub, common)
     return parser
 
 
@@ -424,7 +530,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     prog = f"rlops {args.command}" + (f" {args.audit_command}" if getattr(args, "audit_command", None) else "") + (
         f" {args.trust_command}" if getattr(args, "trust_command", None) else "") + (
-        f" {args.deploy_command}" if getattr(args, "deploy_command", None) else "")
+        f" {args.deploy_command}" if getattr(args, "deploy_command", None) else "") + (
+        f" {args.cycle_command}" if getattr(args, "cycle_command", None) else "")
     return report_errors(lambda: args.func(args), prog=prog, traceback=args.traceback)
 
 

@@ -14,6 +14,7 @@ EXIT_EVIDENCE = 6  # `rlops promote`: the evidence in the merge does not match d
 EXIT_STALE_PARENT = 7  # `rlops promote`: the version's parent is no longer what serves production
 EXIT_APPROVALS = 8  # `rlops promote`: fewer approvals than specs/policy.yaml requires
 EXIT_AUDIT = 9  # `rlops audit verify`: the history does not verify
+EXIT_CANARY_WORSE = 10  # `rlops monitor`: the canary in the manifest is significantly worse than production
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES = {
@@ -29,6 +30,8 @@ EXIT_CODES = {
     EXIT_STALE_PARENT: "promote: stale proposal, its parent no longer serves production; rebase and re-run the cycle",
     EXIT_APPROVALS: "promote: fewer approvals than specs/policy.yaml requires",
     EXIT_AUDIT: "audit verify: the history does not verify; every break is listed",
+    EXIT_CANARY_WORSE: "monitor: the canary is significantly worse than production on a monitored metric (see "
+                       "artifacts/monitor/monitor.json); `rlops monitor --rollback` proposes taking it out",
     EXIT_INTERRUPTED: "interrupted",
 }
 

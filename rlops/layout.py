@@ -14,6 +14,9 @@ in dvc.yaml.
 | train | `artifacts/train/adapter`, `artifacts/train/merged` | `metrics.json` | `curve.csv` |
 | evaluate@WHICH | `artifacts/evaluate/WHICH/samples.jsonl` | `results.json` | |
 | gate | `artifacts/gate/report.md` | `verdict.json` | |
+
+Outside the cycle's stages: `rlops monitor` writes `artifacts/monitor/monitor.json` (MONITOR), a DVC metric that
+dvc.yaml lists at its top level (no stage makes it; it is committed to git, and `rlops audit report` reads it there).
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ MODELS = {"incumbent": BASE_MODEL, "candidate": MERGED}  # evaluate's foreach: w
 GATE = f"{ARTIFACTS}/gate"
 REPORT = f"{GATE}/report.md"
 VERDICT = f"{GATE}/verdict.json"
+
+MONITOR = f"{ARTIFACTS}/monitor/monitor.json"  # `rlops monitor`: per-version production figures (not a stage's output)
 
 
 def extract_format(params: Mapping[str, Any] | str | None) -> str:

@@ -103,7 +103,7 @@ def all_rlops_calls() -> list[tuple[str, list[str]]]:
 
 
 def test_the_workflows_exist():
-    assert {p.name for p in WORKFLOWS} >= {"cycle-pr.yml", "promote.yml", "audit.yml"}
+    assert {p.name for p in WORKFLOWS} >= {"cycle-pr.yml", "promote.yml", "audit.yml", "cadence.yml"}
 
 
 @pytest.mark.parametrize("schema", SCHEMAS)
@@ -111,6 +111,51 @@ def test_every_workflow_is_valid(tmp_path, schema):
     p = check_jsonschema(["--builtin-schema", schema, *map(str, WORKFLOWS)], tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "validation done" in p.stdout
+
+
+VENDORED = ROOT / "tests" / "data" / "schemas" / "github-workflow.json"  # SchemaStore's, pinned (README beside it)
+
+
+class Yaml12Loader(yaml.SafeLoader):
+    """YAML as GitHub reads a workflow (1.2 core): only true/false are booleans, so the key `on` stays `on`."""
+
+
+Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                   list("tTfF"))
+
+
+def vendored_problems(text: str) -> list[str]:
+    import json
+
+    import jsonschema
+
+    schema = json.loads(VENDORED.read_text(encoding="utf-8"))
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    def messages(errors):  # a oneOf/anyOf error holds why each branch failed in its context
+        for e in errors:
+            yield f"{'/'.join(map(str, e.absolute_path))}: {e.message}"[:300]
+            yield from messages(e.context or [])
+
+    return list(messages(validator.iter_errors(yaml.load(text, Loader=Yaml12Loader))))
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_workflow_is_valid_against_the_pinned_schemastore_schema(path):
+    """The same check with `jsonschema` against a pinned copy of SchemaStore's published schema (the source commit is
+    in tests/data/schemas/README.md), so a newer check-jsonschema cannot change what passes here unnoticed."""
+    assert vendored_problems(path.read_text(encoding="utf-8")) == []
+
+
+def test_the_pinned_schema_rejects_a_broken_workflow():
+    text = (ROOT / ".github/workflows/cadence.yml").read_text(encoding="utf-8")
+    assert "    runs-on: ubuntu-latest\n" in text
+    assert any("'runs-on' is a required property" in p
+               for p in vendored_problems(text.replace("    runs-on: ubuntu-latest\n", "", 1)))
+    assert any("'repository-dispatch' was unexpected" in p
+               for p in vendored_problems(text.replace("  repository_dispatch:", "  repository-dispatch:", 1)))
 
 
 # (file, text in it, replacement, schema, what the error must say): each is a mistake the check must catch
@@ -156,13 +201,16 @@ def test_every_rlops_command_in_the_workflows_exists():
     calls = all_rlops_calls()
     used = {call[0] for _, call in calls if call}
     # the call finder found the commands the workflows exist to run (guards against it silently finding nothing)
-    assert used >= {"validate", "plan", "verdict", "promote", "audit"}, used
+    assert used >= {"validate", "plan", "verdict", "promote", "audit", "cycle", "propose"}, used
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     missing = sorted(used - set(sub.choices))
     assert not missing, f"the workflows run `rlops` commands the parser lacks: {', '.join(missing)}"
     bad = []
     for where, call in calls:
         err = io.StringIO()
+        # a run-time value given to a number option (`--min-events "$N"`) stands for a number here
+        call = [("0" if word == "PLACEHOLDER" and i and call[i - 1] == "--min-events" else word)
+                for i, word in enumerate(call)]
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
             try:
                 build_parser().parse_args(call)
@@ -195,7 +243,9 @@ def test_permissions_are_minimal():
             perms = job.get("permissions")
             assert isinstance(perms, dict), f"{path.name}: {job_id}: declare the job's permissions"
             writes = {k for k, v in perms.items() if v == "write"}
-            allowed = {"contents"} if path.name == "promote.yml" else {"pull-requests"}
+            # promote pushes the ledger commit; cadence's GPU job pushes the cycle branch and opens its pull request
+            allowed = {"promote.yml": {"contents"}, "cadence.yml": {"contents", "pull-requests"}}.get(
+                path.name, {"pull-requests"})
             assert writes <= allowed, f"{path.name}: {job_id}: writes {sorted(writes - allowed)}"
 
 
@@ -204,6 +254,21 @@ def test_triggers():
     assert "specs/cycles/**" in pr["pull_request"]["paths"]
     assert "push" in triggers(load(ROOT / ".github/workflows/promote.yml"))
     assert "schedule" in triggers(load(ROOT / ".github/workflows/audit.yml"))
+    cadence = triggers(load(ROOT / ".github/workflows/cadence.yml"))
+    assert {"schedule", "repository_dispatch"} <= set(cadence)
+
+
+def test_cadence_runs_cycle_new_then_repro_on_the_gpu_then_propose():
+    wf = load(ROOT / ".github/workflows/cadence.yml")
+    first, gpu = wf["jobs"]["new-cycle"], wf["jobs"]["reproduce"]
+    assert first["runs-on"] == "ubuntu-latest" and "gpu" in gpu["runs-on"] and gpu["needs"] == "new-cycle"
+    assert gpu["if"] == "needs.new-cycle.outputs.spec != ''"  # no new spec: the GPU runner is never woken
+    scripts = [step.get("run", "") for step in gpu["steps"]]
+    order = [next(i for i, s in enumerate(scripts) if needle in s)
+             for needle in ("rlops plan", "dvc repro", "rlops verdict", "rlops propose")]
+    assert order == sorted(order)
+    assert any(call[:2] == ["cycle", "new"] for _, _, script in run_scripts(ROOT / ".github/workflows/cadence.yml")
+               for call in rlops_calls(script))
 
 
 def test_promote_installs_the_dvc_of_the_train_extra():

@@ -122,7 +122,11 @@ def check_proposal(blobs: BlobReader, merge: str, first: str, prop: PendingPropo
         data = next(e["data"] for e in prop.pending if e["event"] == "rolled_back")
         if data["to"] != "base" and not versions.VERSION_RE.match(str(data["to"])):
             return reasons + [(EXIT_EVIDENCE, f"rollback target {data['to']!r} is not a version name (base, v1, v2, ...)")]
-        if new != manifest.Manifest(prop.policy, new.production, old.shadow, old.canary, old.canary_fraction):
+        if data.get("canary") is not None:  # `rlops monitor --rollback`: the canary goes, production stays
+            if data["canary"] != old.canary or new != manifest.Manifest(prop.policy, old.production, old.shadow):
+                reasons.append((EXIT_EVIDENCE, f"{path}: a canary rollback only takes canary {data['canary']} out "
+                                               f"(the manifest's canary was {old.canary or 'none'})"))
+        elif new != manifest.Manifest(prop.policy, new.production, old.shadow, old.canary, old.canary_fraction):
             reasons.append((EXIT_EVIDENCE, f"{path}: the rollback changes more than the production line (shadow or "
                                            f"canary); a rollback only points production back"))
         if data["from"] != old.production:

@@ -3,8 +3,11 @@
 One section per registered version: the cycle's rationale, the dataset (size, digest, signals used), the training
 method and hyper-parameters, before/after metrics with confidence intervals, red-team results, the gate verdict,
 approvers, signer and dates; the rollbacks; and a summary naming the production version, whether the deployed
-digest matches it (drift) and what `rlops audit verify` found. Everything is read from git at `ref` (the ledger,
-the registry entries and the evidence files of each merge), so the same history gives the same report, byte for byte.
+digest matches it (drift) and what `rlops audit verify` found; how each version behaved in production after it was
+assessed (the committed `rlops monitor` figures, layout.MONITOR); and a table that says where the records the EU AI
+Act asks of high-risk systems are found here, and what this repository does not hold. Everything is read from git at
+`ref` (the ledger, the registry entries, the evidence files of each merge and the monitoring figures), so the same
+history gives the same report, byte for byte.
 """
 
 from __future__ import annotations
@@ -192,6 +195,7 @@ def collect(root: Path, ref: str = "HEAD", deployed: str | None = None) -> dict[
         # but a rewrite there must not make a swapped model look right)
         prod_md5 = recorded_digest(events, policy, production)
         description = (_load(blobs, head, "specs/policy.yaml", _yaml) or {}).get("description")
+        monitoring = monitoring_section(_load(blobs, head, layout.MONITOR))
     last = next((t for t in reversed(timeline) if t["stage"] == "production"), None)
     if expected is None or prod_md5 is None:
         drift, why = "unknown", ("no deployed digest was given (--deployed)" if expected is None else
@@ -207,7 +211,7 @@ def collect(root: Path, ref: str = "HEAD", deployed: str | None = None) -> dict[
                     "promotions": result.promotions, "rollbacks": len(rollbacks), "ledger_events": len(events)},
         "verify": {"ok": not breaks, "promotions_verified": result.promotions, "breaks": breaks},
         "versions": sorted(sections.values(), key=lambda s: versions.number(s["version"])),
-        "rollbacks": rollbacks, "timeline": timeline,
+        "rollbacks": rollbacks, "timeline": timeline, "monitoring": monitoring,
     }
 
 
@@ -319,7 +323,7 @@ def blocks(doc: dict[str, Any]) -> list[Block]:
                 [[_v(b["proposed"]), _v(b["merged"]), _v(b["from"]), _v(b["to"]), _v(b["reason"]), _v(b["by"]),
                   _v(b["approvers"]), _v(b["signer"]), _v(b["merge"]), "ok" if not b["checks"] else "; ".join(b["checks"])]
                  for b in doc["rollbacks"]]) if doc["rollbacks"] else ("p", "No rollback is recorded.", None))
-    return out
+    return out + monitoring_blocks(doc) + eu_ai_act_blocks(doc)
 
 
 def markdown(doc: dict[str, Any]) -> str:
@@ -395,3 +399,88 @@ def recorded_digest(events: list[dict[str, Any]], policy: str, version: str) -> 
                 if subject.get("name") == f"{policy}@{version}" and str(subject.get("digest", "")).startswith("md5:"):
                     return subject["digest"][4:]
     return None
+
+
+# post-market monitoring and the EU AI Act map ------------------------------------------------------------------
+
+def monitoring_section(data: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The parts of `rlops monitor`'s file the report shows (None when no monitoring figures are committed)."""
+    if not data or not isinstance(data.get("versions"), list):
+        return None
+    keep = ("version", "stage", "from", "to", "interactions", "users", "feedback_rate", "rating", "edit_rate",
+            "refusal_rate", "over_refusal_rate", "tool_error_rate", "latency_ms")
+    return {"bucket": data.get("bucket"), "interactions": data.get("interactions"), "feedback": data.get("feedback"),
+            "versions": [{k: v.get(k) for k in keep} for v in data["versions"] if isinstance(v, dict)],
+            "canaries": [{k: c.get(k) for k in ("version", "against", "from", "to", "worse", "metrics")}
+                         for c in data.get("canaries") or [] if isinstance(c, dict)],
+            "flagged": data.get("flagged") or []}
+
+
+def _pct(x: Any) -> str:
+    return "not recorded" if not isinstance(x, (int, float)) else f"{100 * x:.1f}%"
+
+
+def monitoring_blocks(doc: dict[str, Any]) -> list[Block]:
+    m = doc.get("monitoring")
+    out: list[Block] = [("h", 2, "Post-market monitoring")]
+    if not m:
+        return out + [("p", f"No monitoring figures are committed ({layout.MONITOR}): run `rlops monitor` over the "
+                            "production logs and commit its file to record how each version behaved in production.",
+                       "bad")]
+    out.append(("p", f"From `rlops monitor` ({layout.MONITOR}, committed at {doc['head']}) over "
+                     f"{_v(m['interactions'])} and {_v(m['feedback'])}; per version and serving stage. Over-refusal: "
+                     "an answer the refusal grader marks refused where a person's edit does not refuse or the "
+                     "rating is in the lower half of its scale.", None))
+    out.append(("table", ["version", "stage", "from", "to", "interactions", "users", "feedback", "rating", "edited",
+                          "refused", "over-refused", "tool errors", "latency p50 ms"],
+                [[_v(v["version"]), _v(v["stage"]), _v(v["from"]), _v(v["to"]), _v(v["interactions"]), _v(v["users"]),
+                  _pct(v["feedback_rate"]), _v(v["rating"]), _pct(v["edit_rate"]), _pct(v["refusal_rate"]),
+                  _pct(v["over_refusal_rate"]), _pct(v["tool_error_rate"]),
+                  _v((v.get("latency_ms") or {}).get("p50"))] for v in m["versions"]]))
+    for c in m["canaries"]:
+        worse = [x for x in c.get("metrics") or [] if x.get("worse")]
+        out.append(("p", f"Canary {_v(c['version'])} against production {_v(c['against'])} ({_v(c['from'])} to "
+                         f"{_v(c['to'])}): " + ("SIGNIFICANTLY WORSE on " + ", ".join(x["metric"] for x in worse)
+                                                if worse else "not significantly worse on any tested metric") + ".",
+                    "bad" if worse else None))
+    return out
+
+
+EU_AI_ACT = (  # (article, what it asks, where this repository holds records for it, what it does not hold)
+    ("Art. 9, risk management",
+     "a risk management system run through the whole life cycle: risks identified, evaluated, tested, mitigated",
+     "each cycle's rationale and declared gates (specs/cycles/), red-team and regression evaluation, the gate "
+     "verdict of every promotion (its evidence files), rollbacks in audit/ledger.jsonl",
+     "the risk management process itself: the list of known and foreseeable risks, acceptance criteria, the "
+     "reasons the gates and suites cover them, and its documentation"),
+    ("Art. 12, record keeping",
+     "automatic recording of events over the system's lifetime",
+     "interaction and feedback logs (docs/records.md, rlops.observe.Recorder), the hash-chained ledger, signed "
+     "merges and tags, checked by `rlops audit verify`",
+     "log retention periods, storage, access control and deletion; logs of the serving stack outside rlops"),
+    ("Art. 14, human oversight",
+     "people able to understand, monitor, override and stop the system",
+     "the approvers and signer of every promotion and rollback (specs/policy.yaml sets how many approvals), "
+     "`rlops monitor`'s canary alarm and `rlops rollback`",
+     "who the overseers are, their training and authority, how they stop or override the system in operation, "
+     "and measures against automation bias"),
+    ("Art. 72, post-market monitoring",
+     "a plan to collect and analyse performance data after the system is placed on the market",
+     f"this report's post-market monitoring section ({layout.MONITOR}): each version's figures per stage and day "
+     "or week, canary against production",
+     "the post-market monitoring plan in the technical documentation, the data gathered from deployers, and the "
+     "reporting of serious incidents (Art. 73)"),
+)
+
+
+def eu_ai_act_blocks(doc: dict[str, Any]) -> list[Block]:
+    s = doc["summary"]
+    counts = (f"This history: {s['ledger_events']} ledger events, {s['promotions']} promotion(s), {s['rollbacks']} "
+              f"rollback(s); monitoring figures {'committed' if doc.get('monitoring') else 'not committed'}.")
+    return [("h", 2, "EU AI Act: where the records are"),
+            ("p", "Where this repository keeps records relevant to obligations the EU AI Act sets for high-risk AI "
+                  "systems, and what it does not hold. It maps records only: whether a system is high-risk, who is "
+                  "its provider or deployer, and whether the obligations are met are for them to assess. " + counts,
+             None),
+            ("table", ["article", "asks for", "records here", "still to be supplied by the provider or deployer"],
+             [list(row) for row in EU_AI_ACT])]

@@ -231,7 +231,11 @@ def _verify(root: Path, ref: str, head: str, policy: str, blobs: BlobReader, res
             j += 1
         last = f"Rlops-Ledger: seq={events[j]['seq']} {ledger.line_hash(lines[j])}"
         record = added_by.get(events[j]["seq"])
-        if last not in anchors and not (prop.kind == "trust" and record and
+        # a merge that starts no stage (a trust change; a rollback that only ends a canary) writes no tag: its
+        # record commit carries the anchor
+        tagless = prop.kind == "trust" or not any(e.get("event") in ("promoted", "shadow_started", "canary_started")
+                                                  for e in events[i:j + 1])
+        if last not in anchors and not (tagless and record and
                                         trailers(blobs.message(record)).get("rlops-ledger", [""])[-1] == last.split(": ", 1)[1]):
             brk(Break(merge, f"{ledger.LEDGER}:{events[j]['seq']}", "no promotion tag anchors this line: the line "
                                                                     "was changed, or the tags are missing (git fetch --tags)"))

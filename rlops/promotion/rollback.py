@@ -78,3 +78,45 @@ def rollback(root: Path, to: str | None = None, reason: str = "", *, remote: str
     return commit_proposal(root, [manifest.manifest_path(policy), ledger.LEDGER], target, branch, base, title,
                            reason or "Proposed by `rlops rollback`.", trailers, body, branch.replace("/", "-"), remote,
                            push)
+
+
+def end_canary(root: Path, version: str, reason: str = "", *, remote: str = "origin", push: bool = True) -> Proposal:
+    """Propose taking canary `version` out of the manifest (production and shadow stay): a rollback whose
+    `rolled_back` event names the canary (`data.canary`) and leaves production where it is. `rlops monitor
+    --rollback` opens it when the canary is significantly worse; its signed merge is checked by `rlops promote`
+    like any rollback, and records `canary_ended`."""
+    policy = yaml.safe_load((root / "specs/policy.yaml").read_text(encoding="utf-8"))["policy"]
+    current = manifest.load(root, policy)
+    if current.canary != version:
+        raise InvalidInput(f"{policy}@{version} is not the canary in {manifest.manifest_path(policy)} "
+                           f"(canary: {current.canary or 'none'})", hint="nothing to take out")
+    entries, problems = ledger.read(root)
+    if problems:
+        raise Refused([(EXIT_AUDIT, "audit/ledger.jsonl is damaged: " + "; ".join(map(str, problems[:3])))],
+                      hint="run `rlops audit verify`")
+    dirty = [p for p in status_paths(root) if not dvc_leftover(p, _dvc_outputs(root))]
+    dirty = [p for p in dirty if not p.startswith("artifacts/monitor/")]  # the monitor's own report may be new
+    if dirty:
+        raise InvalidInput("the working tree has uncommitted changes: " + ", ".join(dirty[:10]),
+                           hint="commit or stash them; a rollback branch carries only the manifest and the ledger")
+    branch = f"rollback/{policy}-canary-{version}"
+    if rev(root, f"refs/heads/{branch}"):
+        raise InvalidInput(f"the branch {branch} exists already", hint=f"delete it (`git branch -D {branch}`) first")
+    base = git(root, "rev-parse", "--abbrev-ref", "HEAD").strip()
+    event = ledger.make_event(entries, "rolled_back", policy=policy, actor=actor(root),
+                              subjects=[{"name": f"{policy}@{version}", "digest": "canary"}],
+                              data={"from": current.production, "to": current.production, "canary": version,
+                                    "reason": reason})
+    git(root, "checkout", "-q", "-b", branch)
+    new = manifest.Manifest(policy, current.production, current.shadow, None, None)
+    (root / manifest.manifest_path(policy)).write_text(new.text(), encoding="utf-8")
+    ledger.append(root, [event])
+    title = f"{policy}: take canary {version} out (production stays {current.production})"
+    trailers = {"Rlops-Policy": policy, "Rlops-Version": current.production,
+                "Rlops-Ledger": f"seq={event.seq} {event.hash}"}
+    body = (f"Removes the canary `{version}` from `{manifest.manifest_path(policy)}`; production stays "
+            f"`{current.production}`.\n\nReason: {reason or '(none given)'}\n\nA signed merge of this pull request, "
+            f"checked by `rlops promote`, ends the canary.\n")
+    return commit_proposal(root, [manifest.manifest_path(policy), ledger.LEDGER], current.production, branch, base,
+                           title, reason or "Proposed by `rlops monitor --rollback`.", trailers, body,
+                           branch.replace("/", "-"), remote, push)
