@@ -43,7 +43,7 @@ def _require(root: Path, *paths: Path) -> None:
 
 
 def base(root: Path, params: dict[str, Any]) -> None:
-    from rlops.train.base import materialize
+    from rlops.train.parent import materialize
 
     materialize(params, root, root / BASE_MODEL)
 

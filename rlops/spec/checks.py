@@ -18,7 +18,7 @@ from rlops.settings import DPO_LOSS_TYPES  # noqa: F401 (tests/test_refuse_befor
 from rlops.spec import schema
 from rlops.spec.validate import log_path_problem
 
-MODEL_SOURCES = ("gguf", "random", "local")  # rlops/train/base.py SOURCES
+MODEL_SOURCES = ("gguf", "random", "local")  # rlops/train/parent.py SOURCES
 
 # a params field path -> (file, line, field) of the value's origin: the command line, the spec or a conf file
 Where = Callable[[tuple], tuple[str, int | None, str]]
