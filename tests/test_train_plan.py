@@ -92,3 +92,17 @@ def test_every_readme_train_snippet_plans(project, capsys, block):
     assert params["train"]["method"] == "+".join(s["method"] for s in steps)
     for planned, step in zip(methods.steps(params["train"]), steps):
         assert {k: planned[k] for k in step.get("overrides", {})} == step.get("overrides", {})
+
+
+def test_a_proposal_records_the_sets_the_method_read_and_each_recipe_step():
+    from rlops import layout
+    from rlops.registry.propose import trained_on, training_record
+
+    outs = {layout.extract_set(s, "jsonl"): {"md5": f"md5-{s}"} for s in layout.SETS}
+    params = {"extract": {"format": "jsonl"}, "train": {"method": "kto", "beta": 0.1, "max_steps": 3, "lr": 1}}
+    assert trained_on(params, outs) == {"sets": {"unpaired": "md5-unpaired"}}
+    assert training_record(params["train"]) == {"method": "kto", "beta": 0.1, "max_steps": 3}
+    recipe = {"method": "sft+dpo", "steps": [{"method": "sft", "max_steps": 2}, {"method": "dpo", "beta": 0.2}]}
+    assert trained_on({**params, "train": recipe}, outs) == {"sets": {"pairs": "md5-pairs", "sft": "md5-sft"}}
+    assert training_record(recipe) == {"method": "sft+dpo", "steps": [{"method": "sft", "max_steps": 2},
+                                                                     {"method": "dpo", "beta": 0.2}]}
