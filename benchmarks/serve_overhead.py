@@ -87,7 +87,7 @@ def concurrent_rps(url: str, seconds: float, threads: int = 8) -> float:
 def tiny_model_rps(seconds: float) -> float:
     import yaml
 
-    from rlops.train.base import materialize
+    from rlops.train.parent import materialize
 
     repo = Path(__file__).resolve().parent.parent
     root = Path(tempfile.mkdtemp(prefix="rlops-serve-tiny-"))

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def tiny_repo(tmp_path_factory) -> Path:
-    from rlops.train.base import materialize
+    from rlops.train.parent import materialize
 
     model = yaml.safe_load((ROOT / "pipelines/conf/model/tiny.yaml").read_text())
     root = tmp_path_factory.mktemp("serve-repo")

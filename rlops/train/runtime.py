@@ -32,3 +32,16 @@ class Runtime(settings.RuntimeSettings):
                               hint="plan with `runtime=cpu` here, or install a CUDA build of torch on the GPU runner")
         if self.threads:
             torch.set_num_threads(int(self.threads))
+
+
+# ---- the hooks every method's TrainingArguments go through (rlops/train/common.py trl_config and train) ----------
+
+def runtime_args(rt: Runtime, out_dir) -> dict:
+    """TrainingArguments keys the runtime decides beyond device and precision (launcher, checkpoints, tracking), for
+    the step writing to `out_dir`; they override the method's settings. The one place save_strategy is set."""
+    return {"save_strategy": "no"}
+
+
+def resume_checkpoint(rt: Runtime, out_dir):
+    """The checkpoint a killed run resumes from (Trainer.train's resume_from_checkpoint), or None to start fresh."""
+    return None
