@@ -18,6 +18,7 @@ from typing import Any
 from rlops import layout, settings
 from rlops.errors import StageFailed
 from rlops.io import atomic_dir, atomic_write_json, atomic_write_text
+from rlops.train.checkpoints import Checkpoints, weights_digest
 from rlops.train.runtime import Runtime
 
 
@@ -129,9 +130,11 @@ def train(params: dict[str, Any], root: Path, base_dir: Path, pairs: Path, out_d
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=rt.torch_dtype())
     print(f"train: dpo on {len(dataset)} pairs, {p.max_steps} steps, device {rt.device}, {rt.precision}", flush=True)
     started = time.time()
+    ckpt = Checkpoints.for_run(root, params, [base_dir, pairs], rt.checkpoint_steps)
     with tempfile.TemporaryDirectory(prefix="rlops-train-") as scratch:
         args = DPOConfig(
-            output_dir=scratch,
+            output_dir=str(ckpt.folder) if ckpt.every else scratch,
+            **ckpt.trainer_args(),
             beta=p.beta,
             loss_type=list(p.loss_type) if isinstance(p.loss_type, list) else [p.loss_type],
             learning_rate=p.learning_rate,
@@ -147,17 +150,19 @@ def train(params: dict[str, Any], root: Path, base_dir: Path, pairs: Path, out_d
             use_cpu=rt.device == "cpu",
             seed=seed,
             data_seed=seed,
-            report_to="none",
-            save_strategy="no",
+            report_to=rt.trackers() or "none",
             disable_tqdm=True,
             dataloader_num_workers=0,
         )
         lora = LoraConfig(r=p.lora.r, lora_alpha=p.lora.alpha, lora_dropout=p.lora.dropout,
                           target_modules=p.lora.target_modules, task_type="CAUSAL_LM")
         trainer = DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                             peft_config=lora, callbacks=[_progress_callback(p.max_steps)])
+                             peft_config=lora, callbacks=[_progress_callback(p.max_steps), ckpt.callback()])
         trainer.remove_callback(PrinterCallback)  # our one-line progress replaces its raw dicts
-        trainer.train()
+        resume = ckpt.resume_from()
+        if resume:
+            print(f"train: resuming from {resume}", flush=True)
+        trainer.train(resume_from_checkpoint=resume)
     history = [h for h in trainer.state.log_history if "loss" in h]
     if not history:
         raise StageFailed("training logged no loss", hint="set train.logging_steps <= train.max_steps")
@@ -176,6 +181,7 @@ def train(params: dict[str, Any], root: Path, base_dir: Path, pairs: Path, out_d
     metrics = {
         "method": "dpo",
         "pairs": len(dataset),
+        "parent_digest": weights_digest(base_dir),
         "steps": trainer.state.global_step,
         "loss": round(last["loss"], 6),
         "loss_first": round(history[0]["loss"], 6),
@@ -185,5 +191,6 @@ def train(params: dict[str, Any], root: Path, base_dir: Path, pairs: Path, out_d
     }
     atomic_write_text(out_dir / "curve.csv", _curve_csv(history))
     atomic_write_json(out_dir / "metrics.json", metrics)
+    ckpt.finish()
     print(f"train: done in {metrics['seconds']} s, loss {metrics['loss_first']} -> {metrics['loss']}", flush=True)
     return metrics
