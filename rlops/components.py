@@ -10,6 +10,7 @@ that listing the names costs no import. Code elsewhere (a plug-in, a test) calls
 | `gate_rule` | `rlops/gates/<rule>.py`     | `(settings, evidence: gates.Evidence) -> gates.Outcome`    |
 | `metric`    | `rlops/evaluate/metrics.py` | `(doc, answer text) -> float`; `Metric` adds its direction |
 | `judge`     | `rlops/extract/judges.py`   | `(settings, root) -> Judge`                               |
+| `method`    | `rlops/train/<method>.py`   | `(ctx: train.common.TrainContext) -> metrics dict`; `Method` adds the sets it reads and its TRL config |
 
 Pydantic (not dataclasses) because one model gives what each plug-in point needs: validation that reports every
 field at once with its path, typed defaults, and the JSON Schema fragment the spec schema is built from.
@@ -27,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from rlops.errors import InvalidInput, Problem
 
-KINDS = {"gate_rule": "gate rule", "metric": "metric", "judge": "judge type"}
+KINDS = {"gate_rule": "gate rule", "metric": "metric", "judge": "judge type", "method": "train method"}
 
 # kind -> name -> the module that registers it on import; the order is the order names are listed
 BUILTIN: dict[str, dict[str, str]] = {
@@ -46,6 +47,11 @@ BUILTIN: dict[str, dict[str, str]] = {
         "rubric": "rlops.extract.judges",
         "transformers": "rlops.extract.judges",
         "http": "rlops.extract.judges",
+    },
+    "method": {  # each module also has its conf file, pipelines/conf/method/<name>.yaml (generated)
+        "sft": "rlops.train.sft",
+        "dpo": "rlops.train.dpo",
+        "kto": "rlops.train.kto",
     },
 }
 
@@ -77,6 +83,16 @@ class Metric(Component):
 
     higher_is_better: bool = True
     range: tuple[float | None, float | None] = (None, None)  # (low, high); None: unbounded on that side
+
+
+@dataclass(frozen=True)
+class Method(Component):
+    """A train method: the extracted sets it reads and the TRL config class its settings pass into.
+
+    `trl_config` is "module:Class" (e.g. "trl:DPOConfig"), so plan can check keys without importing trl."""
+
+    sets: tuple[str, ...] = ()  # training sets it reads: pairs, unpaired, sft, rewards, prompts
+    trl_config: str = ""
 
 
 _REGISTERED: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
@@ -217,7 +233,17 @@ def derived_parts(name: str) -> dict[tuple[str, ...], dict[str, Any]]:
     from rlops.extract.judges import judge_schema
     from rlops.gates import gate_schema
 
-    return {("$defs", "gate"): gate_schema(), ("properties", "extract", "properties", "judge"): judge_schema()}
+    return {("$defs", "gate"): gate_schema(), ("properties", "extract", "properties", "judge"): judge_schema(),
+            ("properties", "train", "properties", "method"): method_schema()}
+
+
+def method_schema() -> dict[str, Any]:
+    """The cycle schema's `train.method`: one name per registered train method, each described."""
+    methods = all_of("method")
+    return {"title": "Method",
+            "description": "The training method, chosen by name from rlops's registry (a config in "
+                           "pipelines/conf/method/): " + "; ".join(f"{c.name}: {c.description}" for c in methods),
+            "enum": [c.name for c in methods]}
 
 
 def with_components(name: str, schema: dict[str, Any]) -> dict[str, Any]:

@@ -40,6 +40,7 @@ ADAPTER = f"{TRAIN}/adapter"
 MERGED = f"{TRAIN}/merged"  # the candidate's weights, the model a promotion registers
 TRAIN_METRICS = f"{TRAIN}/metrics.json"
 CURVE = f"{TRAIN}/curve.csv"
+TRAIN_TIMINGS = f"{TRAIN}/timings.json"  # wall-clock seconds: no DVC output and git-ignored, so no digest holds a time
 
 EVALUATE = f"{ARTIFACTS}/evaluate"
 MODELS = {"incumbent": BASE_MODEL, "candidate": MERGED}  # evaluate's foreach: who -> the weights evaluated

@@ -6,7 +6,7 @@ From these models come (`python -m rlops.regenerate` writes them; tests/test_set
 |--------------------|---------------------|----------------------------------------------------------------------------|
 | `ExtractSettings`  | `extract`           | `pipelines/conf/config.yaml`'s extract block, the cycle schema's `extract`, the README table |
 | `EvaluateSettings` | `evaluate`          | `pipelines/conf/evaluate/default.yaml`, the README table                    |
-| `DPOSettings`      | `train` (dpo)       | `pipelines/conf/method/dpo.yaml`, the README table                          |
+| `TrainSettings`    | `train` (shared)    | each method's model (rlops/train/<method>.py): `pipelines/conf/method/<method>.yaml`, the README table |
 | `RuntimeSettings`  | `runtime`           | the README table (the values differ per runtime file, so those are hand-written) |
 | `BootstrapSettings`| `gate.bootstrap`    | `pipelines/conf/config.yaml`'s gate.bootstrap block, the README table       |
 | `Window`           | `data.window`       | (the spec's feedback.window; checked by `rlops validate` and the extract stage) |
@@ -22,7 +22,7 @@ import json
 import re
 import textwrap
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -220,32 +220,28 @@ class LoraSettings(Section):
     target_modules: str | list[str] = Field("all-linear", description="Which modules get adapters.")
 
 
-class DPOSettings(Section):
-    """Direct Preference Optimization (TRL DPOTrainer) with LoRA adapters, from the parent checkpoint."""
+class TrainSettings(Section):
+    """The settings every train method shares (its own model, in rlops/train/<method>.py, adds the rest).
 
-    method: Literal["dpo"] = Field("dpo", description="The training method.")
-    beta: float = Field(0.1, gt=0, description="Strength of the KL anchor to the parent.")
-    loss_type: str | list[str] = Field(
-        "sigmoid", description=f"TRL's DPO loss, or a list of them (e.g. [sigmoid, sft]): {', '.join(DPO_LOSS_TYPES)}.")
+    Every field but `method`, `lora` and `trl` is a field of the method's TRL config class and passes into it by name
+    (rlops/train/common.py `trl_config`); `trl` passes further keys of that class as they are."""
+
+    NOT_TRL: ClassVar[tuple[str, ...]] = ("method", "lora", "trl")  # the fields rlops reads itself
+
+    method: str = Field(description="The training method.")
     learning_rate: float = Field(1.0e-4, gt=0, description="LoRA adapters take a higher rate than full fine-tuning.")
     max_steps: int = Field(40, ge=1, description="Optimizer steps.")
-    per_device_train_batch_size: int = Field(4, ge=1, description="Pairs per device per step.")
+    per_device_train_batch_size: int = Field(4, ge=1, description="Rows per device per step.")
     gradient_accumulation_steps: int = Field(1, ge=1, description="Batches accumulated per step.")
     max_length: int = Field(256, ge=1, description="Prompt + completion tokens.")
     warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
     logging_steps: int = Field(1, ge=1, description="Steps between logged losses.")
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory.")
-    lora: LoraSettings = Field(LoraSettings(), description="The LoRA adapters.")
-
-    @field_validator("loss_type")
-    @classmethod
-    def _known_loss(cls, value: str | list[str]) -> str | list[str]:
-        given = value if isinstance(value, list) else [value]
-        unknown = [v for v in given if v not in DPO_LOSS_TYPES]
-        if unknown or not given:
-            raise ValueError(f"{', '.join(map(repr, unknown)) or 'an empty list'} is not a DPO loss type; "
-                             f"use one of: {', '.join(DPO_LOSS_TYPES)} (or a list of them)")
-        return value
+    lora: LoraSettings | None = Field(LoraSettings(), description="The LoRA adapters; null trains every weight (full "
+                                                                    "fine-tune: lower learning_rate).")
+    trl: dict[str, Any] = Field(
+        {}, description="Further keys of the method's TRL config class, passed as they are (e.g. {lr_scheduler_type: "
+                        "cosine}); `rlops plan` refuses a key that class does not have, or one rlops sets itself.")
 
 
 class RuntimeSettings(Section):
@@ -486,9 +482,17 @@ def conf_files() -> dict[str, str]:
     return {
         "pipelines/conf/evaluate/default.yaml":
             GENERATED_HEADER + f"# {EvaluateSettings.__doc__}\n" + yaml_block(EvaluateSettings),
-        "pipelines/conf/method/dpo.yaml":
-            "# @package train\n" + GENERATED_HEADER + f"# {DPOSettings.__doc__}\n" + yaml_block(DPOSettings),
+        **{f"pipelines/conf/method/{name}.yaml": "# @package train\n" + GENERATED_HEADER.replace(
+            "rlops/settings.py", f"rlops/train/{name}.py") + f"# {model.__doc__.splitlines()[0]}\n" + yaml_block(model)
+           for name, model in method_settings().items()},
     }
+
+
+def method_settings() -> dict[str, type[Section]]:
+    """Each train method's settings model, by name (the component registry's `method` kind)."""
+    from rlops import components
+
+    return {c.name: c.settings for c in components.all_of("method")}
 
 
 CONFIG_FILE = "pipelines/conf/config.yaml"
@@ -557,8 +561,8 @@ def readme_table(model: type[Section]) -> str:
     return "\n".join(rows) + "\n"
 
 
-README_TABLES = {"extract": ExtractSettings, "evaluate": EvaluateSettings, "train-dpo": DPOSettings,
-                 "runtime": RuntimeSettings, "gate-bootstrap": BootstrapSettings}
+README_TABLES = {"extract": ExtractSettings, "evaluate": EvaluateSettings,
+                 "runtime": RuntimeSettings, "gate-bootstrap": BootstrapSettings}  # and `train`: one per method
 
 
 def readme_text(text: str) -> str:
@@ -566,7 +570,17 @@ def readme_text(text: str) -> str:
     for name, model in README_TABLES.items():
         text = replace_between(text, f"<!-- settings:{name}:begin -->", f"<!-- settings:{name}:end -->",
                                readme_table(model), "README.md")
-    return text
+    return replace_between(text, "<!-- settings:train:begin -->", "<!-- settings:train:end -->", train_tables(),
+                           "README.md")
+
+
+def train_tables() -> str:
+    """One table per train method (the registry's), each under its name, conf file and one-line description."""
+    from rlops import components
+
+    return "\n".join(f"`train` for method `{c.name}` (`pipelines/conf/method/{c.name}.yaml`, reads "
+                     f"{', '.join(getattr(c, 'sets', ()))}): {c.description}.\n\n{readme_table(c.settings)}"
+                     for c in components.all_of("method"))
 
 
 def _spec_property(schema: dict[str, Any]) -> dict[str, Any]:

@@ -43,7 +43,7 @@ def _require(root: Path, *paths: Path) -> None:
 
 
 def base(root: Path, params: dict[str, Any]) -> None:
-    from rlops.train.base import materialize
+    from rlops.train.parent import materialize
 
     materialize(params, root, root / BASE_MODEL)
 
@@ -55,16 +55,31 @@ def extract(root: Path, params: dict[str, Any]) -> None:
 
 
 def train(root: Path, params: dict[str, Any]) -> None:
-    from rlops.errors import InvalidInput, Problem
+    """Run the spec's method (looked up in the registry, rlops/train/methods.py) from the parent checkpoint.
 
-    method = params["train"]["method"]
-    if method != "dpo":
-        raise InvalidInput([Problem("params.yaml", None, "train.method", f"'{method}' is not implemented; available: dpo")])
-    from rlops.train.dpo import train as train_dpo
+    Timings go to artifacts/train/timings.json, which is no DVC output (git ignores it): metrics.json stays the same
+    bytes for the same inputs, so two identical runs get the same dvc.lock digests."""
+    import time
 
-    pairs = Path(layout.pairs(params))
-    _require(root, BASE_MODEL, pairs)
-    train_dpo(params, root, root / BASE_MODEL, root / pairs, root / TRAIN)
+    from rlops import settings
+    from rlops.io import atomic_write_json
+    from rlops.train import methods
+    from rlops.train.common import TrainContext
+    from rlops.train.runtime import Runtime
+
+    method = methods.get(params["train"]["method"])
+    typed = settings.read(method.settings, params["train"], "train",
+                          hint="set it in the cycle spec's train.overrides and run `rlops plan` again")
+    inputs = {s: Path(f) for s, f in methods.input_files(method, params).items()}
+    _require(root, BASE_MODEL, *inputs.values())
+    rt = Runtime.from_mapping(params["runtime"])
+    rt.apply()
+    started = time.perf_counter()
+    ctx = TrainContext(params=params, root=root, settings=typed, runtime=rt, seed=int(params["seed"]),
+                       start=root / BASE_MODEL, inputs={s: root / f for s, f in inputs.items()}, out_dir=root / TRAIN)
+    method.function(ctx)
+    atomic_write_json(root / layout.TRAIN_TIMINGS, {"seconds": round(time.perf_counter() - started, 1),
+                                                     "steps": {method.name: ctx.timings}})
 
 
 def evaluate(root: Path, params: dict[str, Any], which: str) -> None:

@@ -340,7 +340,7 @@ def test_an_unreachable_or_slow_endpoint_is_an_error_naming_the_url(server):
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> tuple[Path, str]:
-    from rlops.train.base import materialize
+    from rlops.train.parent import materialize
 
     model = yaml.safe_load((ROOT / "pipelines/conf/model/tiny.yaml").read_text())
     root = tmp_path_factory.mktemp("judge-repo")

@@ -11,6 +11,7 @@ import yaml
 
 from rlops.cli import main
 from rlops.spec import checks
+from rlops.train import methods
 
 SPEC = "specs/cycles/0001-damaged-orders.yaml"
 
@@ -65,12 +66,13 @@ def test_an_unknown_loss_type_in_the_spec_or_on_the_command_line(project, capsys
 
 def test_a_method_the_train_stage_cannot_run_given_on_the_command_line(project, capsys):
     repo, _ = project
-    rc_v, _, rc_p, err_p = both(repo, capsys, "train.method=sft")
+    rc_v, _, rc_p, err_p = both(repo, capsys, "train.method=ppo")
     assert rc_v == 0  # the spec itself is fine
-    assert rc_p == 2 and "command line: train.method: 'sft' is not a method the train stage runs; available: dpo" in err_p
-    edit(repo, "method: dpo", "method: sft")  # in the spec, the schema refuses it for both
+    assert rc_p == 2 and "command line: train.method: 'ppo' is not a method the train stage runs; available: " in err_p
+    assert ", ".join(methods.names()) in err_p  # the registry's names, whatever is registered
+    edit(repo, "method: dpo", "method: ppo")  # in the spec, the schema refuses it for both
     rc_v, out_v, rc_p, err_p = both(repo, capsys)
-    where = f"{SPEC}:{line_of(repo / SPEC, 'method: sft')}: train.method"
+    where = f"{SPEC}:{line_of(repo / SPEC, 'method: ppo')}: train.method"
     assert rc_v == 2 and rc_p == 2 and where in out_v and where in err_p
 
 
@@ -117,7 +119,7 @@ def test_every_mistake_is_listed_in_one_run(project, capsys):
     repo, _ = project
     edit(repo, "metric: regression.rubric", "metric: regression.accuracy")
     edit(repo, "overrides: {beta: 0.1, max_steps: 24}", "overrides: {beta: 0.1, max_steps: 24, loss_type: nope}")
-    rc_v, out_v, rc_p, err_p = both(repo, capsys, "train.method=kto")
+    rc_v, out_v, rc_p, err_p = both(repo, capsys, "train.method=ppo")
     assert rc_v == 2 and "gates[1].metric" in out_v and "train.overrides.loss_type" in out_v
     assert rc_p == 2 and all(f in err_p for f in ("gates[1].metric", "command line: train.method"))
 

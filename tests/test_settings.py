@@ -57,7 +57,8 @@ def test_a_default_changed_in_its_model_reaches_conf_schema_and_readme(tmp_path,
 def test_the_conf_defaults_are_the_models_defaults():
     conf = yaml.safe_load((ROOT / "pipelines/conf/config.yaml").read_text())
     assert conf["extract"] == settings.defaults(settings.ExtractSettings)
-    for rel, model in (("evaluate/default.yaml", settings.EvaluateSettings), ("method/dpo.yaml", settings.DPOSettings)):
+    methods = [(f"method/{name}.yaml", model) for name, model in settings.method_settings().items()]
+    for rel, model in [("evaluate/default.yaml", settings.EvaluateSettings), *methods]:
         values = yaml.safe_load((ROOT / "pipelines/conf" / rel).read_text())
         assert values == {k: v for k, v in settings.defaults(model).items() if k in values}
         assert model.model_validate(values) == model()  # the file validates, to the model's defaults

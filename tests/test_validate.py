@@ -269,7 +269,7 @@ def test_several_problems_in_one_file_are_all_reported(repo):
     ("rating_min_gap: 2", "rating_gap: 2", "rating_gap", "extract.rating_gap",
      ["unknown key 'rating_gap'", "allowed keys: agent_versions, cap_by, decontaminate, dedup, edit_min_chars"]),
     ("parent: base\n", "", "cycle:", "parent", ["missing required key 'parent'"]),
-    ("method: dpo", "method: ppo", "method:", "train.method", ["'ppo' is not allowed; use one of: dpo"]),
+    ("method: dpo", "method: ppo", "method:", "train.method", ["'ppo' is not allowed; use one of: ", "dpo"]),
     ("[edit, pairwise, rating]", "[edit, thumbs]", "signals", "extract.signals[1]",
      ["use one of: edit, pairwise, ranking, rating, implicit, outcome, judge"]),
     ("rule: no_item_regression", "rule: at_least", "redteam.refusal", "gates[2].value",

