@@ -52,6 +52,8 @@ TRAIN_TESTS = {
                                      "test_a_method_the_train_stage_cannot_run_given_on_the_command_line",
                                      "test_a_model_source_that_does_not_exist", "test_the_loss_types_match_the_installed_trl",
                                      "test_the_example_spec_still_validates_and_plans"],
+    "test_runtime_presets.py": ["test_every_runtime_preset_is_valid_and_its_accelerate_config_is_accelerate_s",
+                                "test_report_to_and_checkpoints_reach_the_trl_config"],
     "test_signals_metric.py": ["test_signals_json_is_a_handful_of_counts_and_the_detail_is_whole"],
     "test_status.py": ["test_status_after_plan_after_a_spec_edit_and_after_a_data_change",
                        "test_verdict_says_when_it_is_stale"],
