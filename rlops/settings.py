@@ -32,6 +32,8 @@ from rlops.errors import InvalidInput, Problem
 
 SIGNALS = ("edit", "pairwise", "ranking", "rating", "implicit", "outcome", "judge")
 DEVICE_PATTERN = r"^(cpu|cuda|cuda:[0-9]+|mps)$"
+TRACKERS = ("none", "mlflow", "tensorboard", "wandb")
+ACCELERATE_DIR = "pipelines/conf/accelerate"  # the accelerate configs runtime.launcher may name
 MEMORY_PATTERN = r"^[1-9][0-9]*(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"
 # TRL 1.16 DPOConfig.loss_type's documented values; tests/test_plan.py keeps this in sync with the installed trl.
 DPO_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
@@ -248,13 +250,94 @@ class RuntimeSettings(Section):
     device: str = Field("cpu", json_schema_extra={"pattern": DEVICE_PATTERN}, description="cpu, cuda, cuda:N or mps.")
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="fp32, bf16 or fp16.")
     threads: int | None = Field(None, ge=1, description="Torch threads; null = torch's default.")
-    launcher: str = Field("python", min_length=1, description="How dvc.yaml starts the train stage.")
+    launcher: str = Field(
+        "python", min_length=1,
+        description="How dvc.yaml starts the train stage: python (one process), or `accelerate launch --config_file "
+                    f"{ACCELERATE_DIR}/NAME.yaml` (one of the presets there: cpu-ddp, ddp, fsdp2, deepspeed-zero3).")
+    checkpoint_steps: int | None = Field(
+        10, ge=1, description="Save a resumable checkpoint every N optimizer steps (under .rlops/checkpoints/, keyed "
+                              "by the run's inputs); a killed train stage resumes from the last one on the next "
+                              "`dvc repro`. null: no checkpoints.")
+    report_to: Literal[TRACKERS] | list[Literal[TRACKERS]] = Field(  # type: ignore[valid-type]
+        "none", description="Experiment trackers the trainer reports to (TRL's report_to): none, or mlflow, "
+                            "tensorboard, wandb (one or a list); each needs its pip package.")
 
     @field_validator("device")
     @classmethod
     def _device(cls, value: str) -> str:
         if not re.match(DEVICE_PATTERN, value):
             raise ValueError(f"must be cpu, cuda, cuda:N or mps, not {value!r}")
+        return value
+
+    @field_validator("launcher")
+    @classmethod
+    def _launcher(cls, value: str) -> str:
+        why = launcher_problem(value)
+        if why:
+            raise ValueError(why)
+        return value
+
+    @field_validator("report_to")
+    @classmethod
+    def _trackers(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and ("none" in value or len(set(value)) != len(value) or not value):
+            raise ValueError(f"{value!r}: list each tracker once, without none (write report_to: none for no tracker)")
+        return value
+
+
+def launcher_problem(launcher: str) -> str | None:
+    """Why `runtime.launcher` is not one the train stage can be started with, or None."""
+    words = launcher.split()
+    if words == ["python"]:
+        return None
+    if words[:2] != ["accelerate", "launch"]:
+        return (f"{launcher!r} is not a launcher: use python, or `accelerate launch --config_file "
+                f"{ACCELERATE_DIR}/NAME.yaml`")
+    rest = words[2:]
+    if "--config_file" not in rest:
+        return f"{launcher!r}: name an accelerate config with --config_file {ACCELERATE_DIR}/NAME.yaml"
+    i = rest.index("--config_file")
+    config = rest[i + 1] if i + 1 < len(rest) else ""
+    if not re.fullmatch(rf"{re.escape(ACCELERATE_DIR)}/[A-Za-z0-9_.-]+\.yaml", config):
+        return (f"--config_file {config!r}: the accelerate config must be a file in {ACCELERATE_DIR}/ "
+                f"(a path inside the repository, so the stage is reproducible): e.g. {ACCELERATE_DIR}/ddp.yaml")
+    return None
+
+
+COMMIT_PATTERN = r"^[0-9a-f]{40}$"
+HUB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+class HubModelSettings(Section):
+    """A parent from the Hugging Face Hub (`model.source: hub` in pipelines/conf/model/NAME.yaml), read through the
+    huggingface_hub cache (HF_HOME / HF_HUB_CACHE; with HF_HUB_OFFLINE=1 nothing is downloaded)."""
+
+    name: str = Field(min_length=1, description="The model's name in reports and the registry.")
+    source: Literal["hub"] = Field("hub", description="hub.")
+    repo_id: str = Field(min_length=1, json_schema_extra={"pattern": HUB_ID_PATTERN},
+                         description="The Hub id, org/name, e.g. HuggingFaceTB/SmolLM2-135M-Instruct.")
+    allow_unpinned: bool = Field(False, description="Accept a branch or tag as revision (its commit can move: the "
+                                                    "parent_digest in the train metrics still records what was used).")
+    revision: str = Field(min_length=1, description="The commit (40 hex digits) to load, so the parent cannot change "
+                                                    "under a cycle; a branch or tag only with allow_unpinned.")
+    tokenizer: dict[str, Any] = Field({"source": "hub"}, description="{source: hub}: the tokenizer of the same "
+                                                                     "snapshot; or a gguf/local tokenizer.")
+
+    @field_validator("repo_id")
+    @classmethod
+    def _repo_id(cls, value: str) -> str:
+        if not re.match(HUB_ID_PATTERN, value):
+            raise ValueError(f"{value!r} is not a Hub id: write org/name, e.g. HuggingFaceTB/SmolLM2-135M-Instruct")
+        return value
+
+    @field_validator("revision")
+    @classmethod
+    def _pinned(cls, value: str, info: ValidationInfo) -> str:
+        if not info.data.get("allow_unpinned") and not re.match(COMMIT_PATTERN, value):
+            repo = info.data.get("repo_id", "ORG/NAME")
+            raise ValueError(f"{value!r} is not a commit hash (40 hex digits): a branch or tag can move, and the "
+                             f"parent with it. Pin the commit (`hf download {repo} --revision {value}` prints the "
+                             "snapshot folder, named by the commit), or set allow_unpinned: true")
         return value
 
 

