@@ -26,7 +26,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from rlops import components, layout
 from rlops.components import Component, Settings, register
 from rlops.errors import InvalidInput, Problem, RlopsError
-from rlops.evaluate.metrics import rubric as include_exclude_score
+from rlops.evaluate.metrics import keyword_groups as include_exclude_score
 
 Messages = list[dict]  # OpenAI chat messages
 Rubric = Callable[[Messages, Messages], float]  # score(prompt, answer), higher is better
