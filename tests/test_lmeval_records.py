@@ -72,7 +72,7 @@ def test_results_record_lm_eval_s_version_the_settings_and_a_named_local_task(wo
     assert s["lm_eval"] == version("lm_eval")
     suite = load_suite(world, "specs/evals", "overrefusal")
     assert s["suites"] == {"overrefusal": {"digest": lmeval_tasks.suite_digest(suite), "metrics": ["refused"],
-                                           "max_new_tokens": 48}}
+                                           "max_new_tokens": suite.max_new_tokens}}
     assert s["lm_eval_tasks"] == ["capitals_local"] and s["limit"] == 2 and s["seed"] == p["seed"]
     assert s["chat_template"] is True and len(s["system_prompt_sha256"]) == 64
     assert s["runtime"] == {"device": p["runtime"]["device"], "precision": p["runtime"]["precision"]}

@@ -103,6 +103,7 @@ def record(suites: list[Any], ev: Any, params: dict[str, Any], device: str, prec
         "generation": {"do_sample": False, "batch_size": ev.batch_size},
         "chat_template": ev.chat_template,
         "system_prompt_sha256": hashlib.sha256(system.encode()).hexdigest() if system else None,
+        "refusal_judge": ev.refusal_judge,  # its settings (a key is only ever named by api_key_env)
         "limit": ev.limit,
         "seed": int(params["seed"]),
         "runtime": {"device": device, "precision": precision},

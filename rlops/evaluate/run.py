@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rlops import settings
-from rlops.evaluate import lmeval_tasks
+from rlops.evaluate import lmeval_tasks, refusal_judge
 from rlops.evaluate.suites import load_suite, task_config
 from rlops.io import atomic_write_json, atomic_write_lines
 from rlops.train.runtime import Runtime
@@ -48,7 +48,8 @@ def evaluate(params: dict[str, Any], root: Path, which: str, model_dir: Path, ou
     ev = EvalParams.from_mapping(params["evaluate"])
     rt = Runtime.from_mapping(params["runtime"])
     suites = [load_suite(root, ev.suites_dir, name) for name in ev.suites]
-    tasks = [task_config(s, ev.max_new_tokens) for s in suites]
+    judge = refusal_judge.build(ev.refusal_judge, root)  # a bad judge setting fails before the heavy imports
+    tasks = [task_config(s, ev.max_new_tokens, judge.graders() if judge else None) for s in suites]
     lmeval_tasks.include_path(root, ev.lm_eval_include_path)  # a bad folder fails before the heavy imports
 
     import lm_eval
