@@ -57,6 +57,9 @@ def test_the_rubric_gives_1_to_a_real_answer_and_partial_credit_in_between():
     # the same answer as a list of keywords, or after a refusal, or with an excluded phrase: nothing
     assert metrics.rubric(damaged, "sorry, replacement, NW-55120, 3 days.") == 0.0
     assert metrics.rubric(damaged, "As an AI language model, I will send a replacement for NW-55120 in 3 days.") == 0.0
+    # a refusal that names the right things still refuses a ticket that must be answered
+    assert metrics.rubric(damaged, "I'm sorry, but I am not able to process a refund or a replacement for your order "
+                                   "NW-55120 this week.") == 0.0
     payment = next(d for d in items("regression") if d["id"] == "regression-002")  # which payment methods
     assert metrics.rubric(payment, "We accept Visa, Mastercard and PayPal at checkout.") == 1.0
     assert metrics.rubric(payment, "No, you cannot pay with PayPal.") == 0.0
