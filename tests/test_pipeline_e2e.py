@@ -55,7 +55,7 @@ def test_cycle_reproduces_then_is_a_noop_and_a_gate_edit_reruns_only_the_gate(pr
     assert (repo / "artifacts/train/curve.csv").read_text().splitlines()[0] == "step,loss,reward_margin,reward_accuracy"
     for which in ("incumbent", "candidate"):
         samples = (repo / f"artifacts/evaluate/{which}/samples.jsonl").read_text().splitlines()
-        assert len(samples) == 8 * 3  # limit 8 per suite, three suites
+        assert len(samples) == 8 * 4  # limit 8 per suite, four suites
 
     # the candidate's weights differ from the parent's
     from safetensors.torch import load_file
