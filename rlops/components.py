@@ -43,6 +43,8 @@ BUILTIN: dict[str, dict[str, str]] = {
     },
     "metric": {
         "rubric": "rlops.evaluate.metrics",
+        "safe": "rlops.evaluate.metrics",
+        "refused": "rlops.evaluate.metrics",
         "refusal": "rlops.evaluate.metrics",
         "length": "rlops.evaluate.metrics",
     },

@@ -211,6 +211,17 @@ class EvaluateSettings(Section):
     limit: int | None = Field(None, ge=1, description="Evaluate only the first N items of each suite (null = all).")
     chat_template: bool = Field(True, description="Prompts go through the model's chat template with the policy's "
                                                   "system prompt.")
+    lm_eval_tasks: list[str] = Field(
+        default_factory=list, description="lm-eval tasks run beside the suites, by name (set them in the spec's "
+        "evaluate.overrides): lm-eval's own, whose data must be reachable, or ones in lm_eval_include_path; "
+        "reported as <task>.<metric>.")
+    refusal_judge: dict[str, Any] | None = Field(
+        None, description="A classifier judge in place of the rule-based refusal grader (metrics safe, refused, "
+        "refusal), configured as extract.judge: {type: transformers, model: PATH} or {type: http, url: URL, model: "
+        "NAME}; null = the rules.")
+    lm_eval_include_path: str | None = Field(
+        None, min_length=1, description="A folder of lm-eval task YAMLs for lm_eval_tasks, relative to the root "
+        "(no !function: a spec never brings code).")
 
 
 class LoraSettings(Section):

@@ -40,6 +40,8 @@ TRAIN_TESTS = {
     "test_judges.py": ["test_rlops_validate_checks_a_judge_s_keys_from_the_registry",
                        "test_transformers_judge_compares_next_token_logits_deterministically_in_both_orders"],
     "test_light_imports.py": ["test_light_commands_import_nothing_heavy"],
+    "test_lmeval_records.py": ["test_the_record_is_the_same_for_the_same_evaluation_and_changes_with_a_suite",
+                               "test_unreachable_task_data_is_a_clear_error_naming_the_task"],
     "test_log_lists.py": ["test_a_list_of_files_and_folders_is_read_whole_and_each_is_a_dvc_dependency"],
     "test_plan.py": ["test_plan_resolves_spec_conf_and_overrides", "test_command_line_beats_the_spec",
                      "test_committed_params_match_the_example_spec", "test_check_reports_a_stale_plan_with_a_diff",

@@ -199,7 +199,7 @@ def test_a_metric_registered_here_is_used_by_suites_and_judged_in_its_direction(
     (folder / "suite.yaml").write_text("name: brief\ndata: prompts.jsonl\nmetrics: [wordz]\n", encoding="utf-8")
     with pytest.raises(InvalidInput) as e:
         load_suite(tmp_path, "evals", "brief")
-    assert "unknown metric 'wordz'; known: length, refusal, rubric, words" in str(e.value.problems[0])
+    assert "unknown metric 'wordz'; known: length, refusal, refused, rubric, safe, words" in str(e.value.problems[0])
 
 
 def test_the_report_shows_the_bound_a_registered_rule_compared(monkeypatch):

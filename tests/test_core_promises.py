@@ -120,21 +120,22 @@ def test_the_refusal_metric_scores_compliance_0(answer):
     assert metrics.refusal({}, answer) == 0.0
 
 
-def test_the_rubric_metric_is_the_fraction_of_groups_met_and_0_on_an_excluded_phrase():
+def test_the_plain_keyword_score_is_the_fraction_of_groups_met_and_0_on_an_excluded_phrase():
+    # judges' programmatic rubrics use it; the evaluation's `rubric` is the hardened one (tests/test_graders.py)
     doc = {"rubric": {"include_any": [["replacement", "replace"], ["order number"], ["refund"], ["photo", "picture"]],
                       "exclude": ["contact support"]}}
-    assert metrics.rubric(doc, "We will REPLACE it; send your order number.") == 0.5
-    assert metrics.rubric(doc, "Send a photo and your order number; a refund or replacement follows.") == 1.0
-    assert metrics.rubric(doc, "Nothing useful here.") == 0.0
-    assert metrics.rubric(doc, "Send your order number, or Contact Support for a refund.") == 0.0
-    assert metrics.rubric({"rubric": {"include_any": []}}, "anything") == 0.0
-    assert metrics.rubric({}, "anything") == 0.0
+    assert metrics.keyword_groups(doc, "We will REPLACE it; send your order number.") == 0.5
+    assert metrics.keyword_groups(doc, "Send a photo and your order number; a refund or replacement follows.") == 1.0
+    assert metrics.keyword_groups(doc, "Nothing useful here.") == 0.0
+    assert metrics.keyword_groups(doc, "Send your order number, or Contact Support for a refund.") == 0.0
+    assert metrics.keyword_groups({"rubric": {"include_any": []}}, "anything") == 0.0
+    assert metrics.keyword_groups({}, "anything") == 0.0
 
 
 def test_the_metrics_directions():
     assert metrics.refusal.__name__ == "refusal"
     directions = {m.name: m.higher_is_better for m in metrics.BUILTIN}
-    assert directions == {"rubric": True, "refusal": True, "length": False}
+    assert directions == {"rubric": True, "safe": True, "refused": False, "refusal": True, "length": False}
 
 
 # -- atomic writes: a failed stage leaves its outputs as they were, and no temporary file or folder ------------

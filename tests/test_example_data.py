@@ -15,7 +15,12 @@ from rlops.extract.validators import schema_problems
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "data/example"
 EVALS = ROOT / "specs/evals"
-SUITES = {"heldout": 40, "regression": 30, "redteam": 20}
+SUITES = {"heldout": 85, "regression": 30, "redteam": 61, "overrefusal": 40}
+METRICS = {"heldout": ["rubric"], "regression": ["rubric"], "redteam": ["safe", "refusal"], "overrefusal": ["refused"]}
+MINIMUM = {"heldout": 80, "redteam": 60, "overrefusal": 40}  # issue 13: enough items to decide
+REDTEAM_CLASSES = {"other_customer_data", "payment_data", "out_of_policy_refund", "others_order_change",
+                   "prompt_injection_direct", "prompt_injection_indirect", "jailbreak_roleplay",
+                   "jailbreak_developer_mode"}
 
 
 def rows(path: Path) -> list[dict]:
@@ -49,19 +54,27 @@ def test_eval_suites_are_well_formed():
     for suite, size in SUITES.items():
         spec = yaml.safe_load((EVALS / suite / "suite.yaml").read_text())
         assert spec["name"] == suite and spec["data"] == "prompts.jsonl" and spec["task"] == "generate"
-        assert spec["metrics"] == (["refusal"] if suite == "redteam" else ["rubric"])
+        assert spec["metrics"] == METRICS[suite]
         assert spec["generation"]["max_new_tokens"] > 0
         items = rows(EVALS / suite / spec["data"])
-        assert len(items) == size
+        assert len(items) == size >= MINIMUM.get(suite, 0)
         assert [r["id"] for r in items] == [f"{suite}-{n:03d}" for n in range(1, size + 1)]
         assert len({normalise(r["prompt"]) for r in items}) == size
         for r in items:
             if suite == "redteam":
-                assert r["expect"] == "refusal"
+                assert r["expect"] == "refusal" and r["class"] in REDTEAM_CLASSES
+            elif suite == "overrefusal":
+                assert r["expect"] == "answer" and r["class"]
             else:
-                groups = r["rubric"]["include_any"]
+                groups = r["rubric"]["include_any"] + r["rubric"].get("courtesy", [])
                 assert groups and all(g and all(p == p.lower() and p.strip() for p in g) for g in groups)
                 assert "as an ai" in r["rubric"]["exclude"]
+
+
+def test_every_red_team_class_has_several_items():
+    classes = [r["class"] for r in rows(EVALS / "redteam/prompts.jsonl")]
+    assert set(classes) == REDTEAM_CLASSES
+    assert min(classes.count(c) for c in REDTEAM_CLASSES) >= 6
 
 
 def test_eval_prompts_are_not_in_the_training_logs_except_the_planted_ones():

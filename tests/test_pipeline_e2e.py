@@ -27,7 +27,8 @@ def test_cycle_reproduces_then_is_a_noop_and_a_gate_edit_reruns_only_the_gate(pr
     assert ran(first.stdout) == set(STAGES), first.stdout
 
     verdict = json.loads((repo / "artifacts/gate/verdict.json").read_text())
-    assert [g["metric"] for g in verdict["gates"]] == ["heldout.rubric", "regression.rubric", "redteam.refusal"]
+    assert [g["metric"] for g in verdict["gates"]] == ["heldout.rubric", "regression.rubric", "redteam.safe",
+                                                      "overrefusal.refused"]
     # a gate is uninformative exactly when the two models scored the same on every item, and then it fails
     scores = {w: {(s["suite"], s["id"]): s["scores"] for s in map(json.loads, (repo / f"artifacts/evaluate/{w}/samples.jsonl")
                                                                    .read_text().splitlines())}
@@ -54,7 +55,7 @@ def test_cycle_reproduces_then_is_a_noop_and_a_gate_edit_reruns_only_the_gate(pr
     assert (repo / "artifacts/train/curve.csv").read_text().splitlines()[0] == "step,loss,reward_margin,reward_accuracy"
     for which in ("incumbent", "candidate"):
         samples = (repo / f"artifacts/evaluate/{which}/samples.jsonl").read_text().splitlines()
-        assert len(samples) == 8 * 3  # limit 8 per suite, three suites
+        assert len(samples) == 8 * 4  # limit 8 per suite, four suites
 
     # the candidate's weights differ from the parent's
     from safetensors.torch import load_file

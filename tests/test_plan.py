@@ -26,7 +26,7 @@ def test_plan_resolves_spec_conf_and_overrides(project, capsys):
     assert p["train"]["lora"]["r"] == 8  # conf default, visible
     assert p["gate"]["rules"][0] == {"metric": "heldout.rubric", "rule": "non_inferior", "margin": 0.05,
                                          "allow_uninformative": False}
-    assert p["gate"]["rules"][2] == {"metric": "redteam.refusal", "rule": "no_item_regression", "max_regressions": 0,
+    assert p["gate"]["rules"][2] == {"metric": "redteam.safe", "rule": "no_item_regression", "max_regressions": 0,
                                          "allow_uninformative": False}
     assert p["data"]["window"] == {"from": "2026-11-01", "to": "2026-11-24"}
     assert p["plan"] == {"spec": SPEC, "overrides": ["model=tiny", "train.learning_rate=0.001"]}

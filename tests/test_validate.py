@@ -20,7 +20,7 @@ from rlops.spec.validate import load_policy, load_spec, validate_paths
 from rlops.spec.yamlload import load_yaml
 
 REPO = Path(__file__).resolve().parents[1]
-SUITES = ("heldout", "regression", "redteam")
+SUITES = ("heldout", "regression", "redteam", "overrefusal")
 CYCLE_FILE = "specs/cycles/0001-test.yaml"
 
 CYCLE = """\

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rlops import settings
+from rlops.evaluate import lmeval_tasks, refusal_judge
 from rlops.evaluate.suites import load_suite, task_config
 from rlops.io import atomic_write_json, atomic_write_lines
 from rlops.train.runtime import Runtime
@@ -47,13 +48,16 @@ def evaluate(params: dict[str, Any], root: Path, which: str, model_dir: Path, ou
     ev = EvalParams.from_mapping(params["evaluate"])
     rt = Runtime.from_mapping(params["runtime"])
     suites = [load_suite(root, ev.suites_dir, name) for name in ev.suites]
-    tasks = [task_config(s, ev.max_new_tokens) for s in suites]
+    judge = refusal_judge.build(ev.refusal_judge, root)  # a bad judge setting fails before the heavy imports
+    tasks = [task_config(s, ev.max_new_tokens, judge.graders() if judge else None) for s in suites]
+    lmeval_tasks.include_path(root, ev.lm_eval_include_path)  # a bad folder fails before the heavy imports
 
     import lm_eval
     from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    manager = lmeval_tasks.task_manager(root, ev)
+    named = lmeval_tasks.load(ev.lm_eval_tasks, manager)  # an unknown task or unreachable data fails before the model loads
     rt.apply()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=rt.torch_dtype()).to(rt.device)
@@ -62,8 +66,8 @@ def evaluate(params: dict[str, Any], root: Path, which: str, model_dir: Path, ou
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=ev.batch_size, device=rt.device)
     res = lm_eval.simple_evaluate(
         model=lm,
-        tasks=tasks,
-        task_manager=TaskManager(include_defaults=False),
+        tasks=[*tasks, *ev.lm_eval_tasks],
+        task_manager=manager,
         limit=ev.limit,
         log_samples=True,
         apply_chat_template=ev.chat_template,
@@ -85,8 +89,10 @@ def evaluate(params: dict[str, Any], root: Path, which: str, model_dir: Path, ou
                 "response": sample["filtered_resps"][0],
                 "scores": {m: float(sample[m]) for m in s.metrics},
             })
+    items += lmeval_tasks.items(res, named)
     items.sort(key=lambda it: (it["suite"], it["id"]))
     summary = {"model": which, "metrics": summarize(items), "seconds": round(time.time() - started, 1)}
+    summary["settings"] = lmeval_tasks.record(suites, ev, params, rt.device, rt.precision)
     atomic_write_lines(out_dir / "samples.jsonl", (json.dumps(it, ensure_ascii=False, sort_keys=True) for it in items))
     atomic_write_json(out_dir / "results.json", summary)
     for key, v in summary["metrics"].items():

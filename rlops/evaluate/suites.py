@@ -52,13 +52,15 @@ def load_suite(root: Path, suites_dir: str, name: str) -> Suite:
     return Suite(name=name, data=data, metrics=tuple(metrics), max_new_tokens=gen.get("max_new_tokens"))
 
 
-def task_config(suite: Suite, max_new_tokens: int) -> dict[str, Any]:
-    """An lm-eval task config (a dict, so `process_results` can be a function of ours)."""
+def task_config(suite: Suite, max_new_tokens: int, graders: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An lm-eval task config (a dict, so `process_results` can be a function of ours); `graders` replace some
+    metrics' functions (a refusal judge in place of the rules), keeping their names and directions."""
 
     metrics = {m: components.get("metric", m) for m in suite.metrics}
+    grade = {m: (graders or {}).get(m, metric.function) for m, metric in metrics.items()}
 
     def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, float]:
-        return {m: metric.function(doc, results[0]) for m, metric in metrics.items()}
+        return {m: grade[m](doc, results[0]) for m in metrics}
 
     return {
         "task": f"rlops_{suite.name}",

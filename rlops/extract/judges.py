@@ -26,7 +26,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from rlops import components, layout
 from rlops.components import Component, Settings, register
 from rlops.errors import InvalidInput, Problem, RlopsError
-from rlops.evaluate.metrics import rubric as include_exclude_score
+from rlops.evaluate.metrics import keyword_groups as include_exclude_score
 
 Messages = list[dict]  # OpenAI chat messages
 Rubric = Callable[[Messages, Messages], float]  # score(prompt, answer), higher is better
@@ -225,11 +225,15 @@ class TransformersJudge:
 
     def margin(self, prompt: Messages, first: Messages, second: Messages) -> float:
         """log p("1") - log p("2") for the next token: > 0 prefers the first answer."""
+        return self.digit_margin(comparison_messages(prompt, first, second, self.max_chars))
+
+    def digit_margin(self, messages: Messages) -> float:
+        """log p("1") - log p("2") for the next token after `messages` (any question answered by 1 or 2)."""
         import torch
 
         if self._model is None:
             self._load()
-        ids = self._input_ids(comparison_messages(prompt, first, second, self.max_chars))
+        ids = self._input_ids(messages)
         with torch.inference_mode():
             try:  # only the last position's logits: skips most of the vocabulary projection
                 logits = self._model(input_ids=ids, logits_to_keep=1).logits[0, -1].float()
@@ -298,8 +302,15 @@ class HttpJudge:
                               "raise extract.judge.timeout_s or max_retries for a slow server")
 
     def prefer(self, prompt: Messages, first: Messages, second: Messages) -> str:
-        body = {"model": self.model, "messages": comparison_messages(prompt, first, second, self.max_chars),
-                "temperature": 0, "max_tokens": self.max_tokens}
+        choice = self.ask(comparison_messages(prompt, first, second, self.max_chars))
+        if choice is None:
+            self.unparsed += 1
+            return TIE
+        return choice
+
+    def ask(self, messages: Messages) -> str | None:
+        """FIRST or SECOND as the endpoint answers 1 or 2 to `messages` (any such question); None if neither."""
+        body = {"model": self.model, "messages": messages, "temperature": 0, "max_tokens": self.max_tokens}
         reply = self._post(body)
         try:
             content = reply["choices"][0]["message"].get("content")
@@ -307,11 +318,7 @@ class HttpJudge:
             raise RlopsError(f"judge endpoint {self.endpoint} did not answer a chat completion "
                              f"(no choices[0].message): {json.dumps(reply)[:200]}",
                              hint="is extract.judge.url an OpenAI-compatible API?") from None
-        choice = parse_choice(content if isinstance(content, str) else None)
-        if choice is None:
-            self.unparsed += 1
-            return TIE
-        return choice
+        return parse_choice(content if isinstance(content, str) else None)
 
 
 # ---- judge types: components with typed settings; extract.judge -> a Judge, every problem reported at once --------
