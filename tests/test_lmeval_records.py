@@ -62,7 +62,7 @@ def params(**evaluate) -> dict:
 
 @pytest.mark.slow  # a real lm-eval run: over 20 s on a busy 2-core machine
 def test_results_record_lm_eval_s_version_the_settings_and_a_named_local_task(world, tmp_path):
-    from rlops.evaluate.run import evaluate
+    from rlops.evaluate.harness import evaluate
 
     p = params(lm_eval_tasks=["capitals_local"], lm_eval_include_path="specs/lm_eval")
     summary = evaluate(p, world, "incumbent", world / "artifacts/model", tmp_path)
@@ -84,7 +84,7 @@ def test_results_record_lm_eval_s_version_the_settings_and_a_named_local_task(wo
 
 
 def test_the_record_is_the_same_for_the_same_evaluation_and_changes_with_a_suite(world, tmp_path):
-    from rlops.evaluate.run import EvalParams
+    from rlops.evaluate.harness import EvalParams
 
     p = params()
     ev = EvalParams.from_mapping(p["evaluate"])
@@ -101,7 +101,7 @@ def test_the_record_is_the_same_for_the_same_evaluation_and_changes_with_a_suite
 
 @pytest.mark.slow  # an unknown name makes lm-eval index its own hundreds of tasks
 def test_an_unknown_task_is_a_clear_error_before_the_model_loads(world, tmp_path):
-    from rlops.evaluate.run import evaluate
+    from rlops.evaluate.harness import evaluate
 
     p = params(lm_eval_tasks=["capitals_local", "no_such_task_anywhere"], lm_eval_include_path="specs/lm_eval")
     with pytest.raises(InvalidInput) as e:  # no model folder: the error comes first
@@ -112,7 +112,7 @@ def test_an_unknown_task_is_a_clear_error_before_the_model_loads(world, tmp_path
 
 
 def test_unreachable_task_data_is_a_clear_error_naming_the_task(world, tmp_path):
-    from rlops.evaluate.run import evaluate
+    from rlops.evaluate.harness import evaluate
 
     folder = world / "specs/lm_eval_missing"
     folder.mkdir(exist_ok=True)
