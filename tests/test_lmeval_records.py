@@ -39,7 +39,7 @@ metric_list:
 def world(tmp_path_factory) -> Path:
     """A repository with one suite (the first items of the over-refusal suite), a local lm-eval task and the tiny
     random model made by the base stage's own code."""
-    from rlops.train.base import materialize
+    from rlops.train.parent import materialize
 
     root = tmp_path_factory.mktemp("evalrepo")
     shutil.copytree(ROOT / "specs/evals/overrefusal", root / "specs/evals/overrefusal")

@@ -22,7 +22,7 @@ def messages(call) -> list[str]:
 
 def test_committed_params_read_into_typed_objects():
     assert DPOParams.from_mapping(PARAMS["train"]).max_steps == PARAMS["train"]["max_steps"]
-    assert EvalParams.from_mapping(PARAMS["evaluate"]).suites == ["heldout", "regression", "redteam"]
+    assert EvalParams.from_mapping(PARAMS["evaluate"]).suites == ["heldout", "regression", "redteam", "overrefusal"]
     assert Runtime.from_mapping(PARAMS["runtime"]).launcher == "python"
 
 
