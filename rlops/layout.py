@@ -13,6 +13,7 @@ in dvc.yaml.
 | extract | `artifacts/extract/{pairs,unpaired,sft,rewards}.FORMAT`, `quarantine.jsonl`, `signals.md`, `signals_detail.json` | `signals.json` | |
 | train | `artifacts/train/adapter`, `artifacts/train/merged` | `metrics.json` | `curve.csv` |
 | evaluate@WHICH | `artifacts/evaluate/WHICH/samples.jsonl` | `results.json` | |
+| judge | `artifacts/judge/judgments.jsonl` | | |
 | gate | `artifacts/gate/report.md` | `verdict.json` | |
 """
 
@@ -43,6 +44,9 @@ CURVE = f"{TRAIN}/curve.csv"
 
 EVALUATE = f"{ARTIFACTS}/evaluate"
 MODELS = {"incumbent": BASE_MODEL, "candidate": MERGED}  # evaluate's foreach: who -> the weights evaluated
+
+JUDGE = f"{ARTIFACTS}/judge"
+JUDGMENTS = f"{JUDGE}/judgments.jsonl"  # every win_rate gate's per-item verdicts, both orders (evidence)
 
 GATE = f"{ARTIFACTS}/gate"
 REPORT = f"{GATE}/report.md"
@@ -100,5 +104,6 @@ def stage_outputs(params: Mapping[str, Any]) -> dict[str, dict[str, list[str]]]:
     stages["train"] = {"outs": [ADAPTER, MERGED], "metrics": [TRAIN_METRICS], "plots": [CURVE]}
     for which in MODELS:
         stages[f"evaluate@{which}"] = {"outs": [samples(which)], "metrics": [results(which)], "plots": []}
+    stages["judge"] = {"outs": [JUDGMENTS], "metrics": [], "plots": []}
     stages["gate"] = {"outs": [REPORT], "metrics": [VERDICT], "plots": []}
     return stages
