@@ -320,3 +320,34 @@ def test_the_report_names_the_judge_and_warns_about_too_few_items():
     assert "Too few items to decide" in text and "5 item(s) are too few" in text and "at least 6" in text
     verdict = decide([gate()], [], [], BOOT, judgments=rows([("first", "second")] * 6)).to_json()
     assert "Too few" not in "\n".join(judged_and_sized(params, verdict))
+
+
+SPEC = "specs/cycles/0001-damaged-orders.yaml"
+WIN_GATE = "  - {metric: heldout.win_rate, rule: win_rate, min: 0.65}\n"
+
+
+def test_rlops_plan_fills_the_judge_warns_on_stderr_and_places_a_bad_judge_at_its_spec_line(project, capsys):
+    from rlops.cli import main
+
+    repo, _ = project
+    spec = repo / SPEC
+    text = spec.read_text(encoding="utf-8")
+    spec.write_text(text.replace("promotion:", WIN_GATE.rstrip("\n") + "\npromotion:", 1)
+                    .replace("suites: [heldout, regression, redteam]",
+                             "suites: [heldout, regression, redteam]\n  overrides: {limit: 5}"), encoding="utf-8")
+    assert main(["plan", "--root", str(repo), SPEC, "model=tiny"]) == 0
+    out = capsys.readouterr()
+    rules = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))["gate"]["rules"]
+    assert rules[-1] == {"metric": "heldout.win_rate", "rule": "win_rate", "min": 0.65,
+                         "allow_uninformative": False, "judge": RUBRIC}
+    assert ("rlops plan: warning: gate.rules[3] heldout.win_rate (win_rate), specs/evals/heldout/prompts.jsonl with "
+            "evaluate.limit: 5 item(s) are too few to pass at 95% confidence even with a perfect candidate; it needs "
+            "at least 6") in out.err
+    assert "warning" not in out.out
+    # a judge the stage could not build is refused before anything runs, at its line in the spec
+    spec.write_text(spec.read_text(encoding="utf-8").replace(
+        "min: 0.65}", "min: 0.65, judge: {type: rubric, rubric: nope}}"), encoding="utf-8")
+    assert main(["plan", "--root", str(repo), SPEC, "model=tiny"]) == 2
+    err = capsys.readouterr().err
+    line = next(i for i, t in enumerate(spec.read_text(encoding="utf-8").splitlines(), 1) if "rubric: nope" in t)
+    assert f"{SPEC}:{line}: gates[3].judge.rubric: 'nope' is not a registered rubric" in err and "Traceback" not in err
