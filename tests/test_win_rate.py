@@ -351,3 +351,25 @@ def test_rlops_plan_fills_the_judge_warns_on_stderr_and_places_a_bad_judge_at_it
     err = capsys.readouterr().err
     line = next(i for i, t in enumerate(spec.read_text(encoding="utf-8").splitlines(), 1) if "rubric: nope" in t)
     assert f"{SPEC}:{line}: gates[3].judge.rubric: 'nope' is not a registered rubric" in err and "Traceback" not in err
+
+
+def test_the_judge_and_gate_stages_write_the_judgments_and_a_verdict_that_reads_them(tmp_path, capsys):
+    from rlops import stages
+
+    cand, inc = samples([GOOD] * 9 + [BAD]), samples([BAD] * 9 + [GOOD])
+    write_samples(tmp_path, cand, inc)
+    for which in ("candidate", "incumbent"):
+        (tmp_path / layout.results(which)).write_text(json.dumps({"metrics": {}}), encoding="utf-8")
+    for path, text in ((layout.SIGNALS_DETAIL, "{}"), (layout.SIGNALS_MD, ""), (layout.TRAIN_METRICS, "{}")):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text, encoding="utf-8")
+    params = {**params_with([gate(0.5)]), "plan": {"spec": "s.yaml"}, "model": {"name": "tiny"},
+              "train": {"method": "dpo"}, "cycle": {"number": 1, "policy": "p", "parent": "base", "rationale": "r",
+                                                     "promotion": {"mode": "replace"}}}
+    stages.judge(tmp_path, params)
+    assert "candidate won 9, tied 0, lost 1 of 10" in capsys.readouterr().out
+    stages.gate(tmp_path, params)
+    verdict = json.loads((tmp_path / layout.VERDICT).read_text(encoding="utf-8"))
+    assert verdict["passed"] and verdict["gates"][0]["candidate"] == 0.9 and verdict["gates"][0]["n"] == 10
+    report = (tmp_path / layout.REPORT).read_text(encoding="utf-8")
+    assert "| `heldout.win_rate` | win_rate |" in report and layout.JUDGMENTS in report
