@@ -127,7 +127,8 @@ def test_only_the_gate_s_own_judge_and_suite_count_and_none_is_a_clear_failure()
 # ---- the stage, its evidence, and the verdict recomputed from it ----------------------------------------------
 
 def params_with(gates: list[dict]) -> dict:
-    return {"gate": {"bootstrap": BOOT, "rules": gates}, "evaluate": {"suites_dir": "specs/evals", "limit": None}}
+    return {"gate": {"bootstrap": BOOT, "rules": gates}, "evaluate": {"suites_dir": "specs/evals", "limit": None},
+            "judge": judge_stage.judge_section(gates)}
 
 
 def write_samples(root: Path, cand: list[dict], inc: list[dict]) -> None:
@@ -340,6 +341,9 @@ def test_rlops_plan_fills_the_judge_warns_on_stderr_and_places_a_bad_judge_at_it
     rules = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))["gate"]["rules"]
     assert rules[-1] == {"metric": "heldout.win_rate", "rule": "win_rate", "min": 0.65,
                          "allow_uninformative": False, "judge": RUBRIC}
+    # what the judge stage reads: derived from the win_rate gates, so a threshold edit leaves it alone
+    assert yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))["judge"] == {
+        "suites": [{"suite": "heldout", "judge": RUBRIC}]}
     assert ("rlops plan: warning: gate.rules[3] heldout.win_rate (win_rate), specs/evals/heldout/prompts.jsonl with "
             "evaluate.limit: 5 item(s) are too few to pass at 95% confidence even with a perfect candidate; it needs "
             "at least 6") in out.err
@@ -373,3 +377,13 @@ def test_the_judge_and_gate_stages_write_the_judgments_and_a_verdict_that_reads_
     assert verdict["passed"] and verdict["gates"][0]["candidate"] == 0.9 and verdict["gates"][0]["n"] == 10
     report = (tmp_path / layout.REPORT).read_text(encoding="utf-8")
     assert "| `heldout.win_rate` | win_rate |" in report and layout.JUDGMENTS in report
+
+
+def test_the_judge_section_has_one_entry_per_suite_and_judge_and_ignores_thresholds():
+    http = {"type": "http", "url": "http://127.0.0.1:1/v1", "model": "j"}
+    gates = [gate(0.6), gate(0.7, confidence=0.9), gate(0.6, judge=http), {**gate(), "metric": "other.win_rate"},
+             {"metric": "heldout.rubric", "rule": "non_inferior", "margin": 0.0}]
+    assert judge_stage.judge_section(gates) == {"suites": [{"suite": "heldout", "judge": RUBRIC},
+                                                           {"suite": "heldout", "judge": http},
+                                                           {"suite": "other", "judge": RUBRIC}]}
+    assert judge_stage.judge_section([gate(0.9)]) == judge_stage.judge_section([gate(0.6)])

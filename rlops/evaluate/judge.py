@@ -4,9 +4,11 @@ Its own stage between evaluate and gate, not part of the gate: a local transform
 stage keeps its verdicts cached (`dvc repro` re-judges only when an answer or a gate's judge changed), while the
 gate stays a pure function of recorded evidence that `rlops promote` and `audit verify` recompute in milliseconds.
 
-Each suite named by a win_rate gate (`<suite>.win_rate`) is judged once per distinct judge, with the judges of
-extraction's registry (rlops/extract/judges.py), in both orders (`judge_pair`): forward shows the candidate's answer
-first, backward the incumbent's. One line per item in artifacts/judge/judgments.jsonl:
+What to judge is params.yaml's `judge.suites`, which `rlops plan` derives from the win_rate gates
+(`judge_section`): one entry per suite and distinct judge. The stage reads that section, not `gate.rules`, so
+editing a gate's threshold re-runs only the gate. Each entry is judged with the judges of extraction's registry
+(rlops/extract/judges.py), in both orders (`judge_pair`): forward shows the candidate's answer first, backward the
+incumbent's. One line per item in artifacts/judge/judgments.jsonl:
 
     {"suite": "heldout", "id": "heldout-001", "judge": {"name": "rubric:support-quality",
      "config": {"type": "rubric", "rubric": "support-quality"}}, "forward": "first", "backward": "second",
@@ -22,16 +24,32 @@ from pathlib import Path
 from typing import Any
 
 from rlops import components, layout
-from rlops.errors import StageFailed
+from rlops.errors import InvalidInput, StageFailed
+
+
+def judge_section(rules: list[dict[str, Any]]) -> dict[str, Any]:
+    """params.yaml's `judge`: {suites: [{suite, judge}]}, one entry per suite and distinct judge of the gates whose
+    rule reads a judge's verdicts (win_rate), in gate order."""
+    suites: list[dict[str, Any]] = []
+    for g in rules:
+        try:
+            judged = getattr(components.get("gate_rule", g.get("rule")).settings, "judged", False)
+        except InvalidInput:
+            continue  # an unknown rule: plan reports it
+        if judged and isinstance(g.get("metric"), str) and isinstance(g.get("judge"), dict):
+            entry = {"suite": g["metric"].split(".", 1)[0], "judge": dict(g["judge"])}
+            if entry not in suites:
+                suites.append(entry)
+    return {"suites": suites}
 
 
 def judged_gates(params: dict[str, Any]) -> list[tuple[int, str, dict[str, Any]]]:
-    """(index in gate.rules, suite, judge config) of every gate whose rule reads a judge's verdicts."""
-    found = []
-    for i, g in enumerate(params["gate"]["rules"]):
-        if getattr(components.get("gate_rule", g["rule"]).settings, "judged", False):
-            found.append((i, g["metric"].split(".", 1)[0], dict(g["judge"])))
-    return found
+    """(index in judge.suites, suite, judge config) of everything the stage judges."""
+    section = params.get("judge")
+    if not isinstance(section, dict) or not isinstance(section.get("suites"), list):
+        raise StageFailed("params.yaml has no judge.suites (written before the judge stage existed)",
+                          hint="run `rlops plan` for the cycle again; it derives judge.suites from the win_rate gates")
+    return [(i, e["suite"], dict(e["judge"])) for i, e in enumerate(section["suites"])]
 
 
 def judge_items(judge, suite: str, candidate: list[dict], incumbent: list[dict]) -> list[dict[str, Any]]:
@@ -65,17 +83,12 @@ def run(params: dict[str, Any], root: Path) -> list[dict[str, Any]]:
     if gates:
         candidate = read_items(root / layout.samples("candidate"))
         incumbent = read_items(root / layout.samples("incumbent"))
-    done = set()
     for i, suite, config in gates:
-        key = (suite, json.dumps(config, sort_keys=True))
-        if key in done:
-            continue
-        done.add(key)
-        judge = build_judge(config, root, field=f"gate.rules[{i}].judge")
+        judge = build_judge(config, root, field=f"judge.suites[{i}].judge")
         judged = judge_items(judge, suite, candidate, incumbent)
         if not judged:
             raise StageFailed(f"no items of suite {suite} were answered by both models",
-                              hint=f"list {suite} in evaluate.suites, or fix gate.rules[{i}].metric")
+                              hint=f"list {suite} in evaluate.suites, or fix the win_rate gate's metric")
         record = {"name": judge.name, "config": config}
         rows += [{"suite": r["suite"], "id": r["id"], "judge": record, **{k: r[k] for k in r if k not in ("suite", "id")}}
                  for r in judged]
