@@ -198,6 +198,10 @@ def test_audit_verify_recomputes_a_win_rate_verdict_from_the_committed_judgments
         subprocess.run([*git, "commit", "-qam", "tampered"], check=True)
         problems = evidence.check_verdict(blobs, "HEAD", entry, [])
         assert any("recomputed from the evaluation samples fails (heldout.win_rate)" in p for p in problems)
+        subprocess.run([*git, "rm", "-q", layout.JUDGMENTS], check=True)
+        subprocess.run([*git, "commit", "-qm", "without the judgments"], check=True)
+        assert evidence.check_verdict(blobs, "HEAD", entry, []) == [
+            f"{layout.JUDGMENTS} is not in the merge: the win_rate verdict cannot be recomputed"]
     finally:
         blobs.close()
 

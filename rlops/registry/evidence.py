@@ -154,7 +154,12 @@ def check_verdict(blobs: BlobReader, commit: str, entry: dict[str, Any], pending
         if missing:
             return [f"{layout.samples(w)} is not in the merge: the verdict cannot be recomputed"
                     for w in missing]
-        judged = blobs.read(commit, layout.JUDGMENTS)  # absent before the judge stage existed: no win_rate gate then
+        # read only when a win_rate gate needs them (params' judge.suites): a cycle without one, or from before the
+        # judge stage, has none to read
+        wanted = ((params.get("judge") or {}).get("suites") if isinstance(params, dict) else None)
+        judged = blobs.read(commit, layout.JUDGMENTS) if wanted else None
+        if wanted and judged is None:
+            return [f"{layout.JUDGMENTS} is not in the merge: the win_rate verdict cannot be recomputed"]
         again = recompute_verdict(params, _items(samples["candidate"]), _items(samples["incumbent"]),
                                   _items(judged) if judged is not None else [])
     except (ValueError, KeyError, TypeError, AttributeError) as e:
