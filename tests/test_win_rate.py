@@ -391,3 +391,20 @@ def test_the_judge_section_has_one_entry_per_suite_and_judge_and_ignores_thresho
                                                            {"suite": "heldout", "judge": http},
                                                            {"suite": "other", "judge": RUBRIC}]}
     assert judge_stage.judge_section([gate(0.9)]) == judge_stage.judge_section([gate(0.6)])
+
+
+def test_the_readme_s_win_rate_gates_are_valid_gates_with_buildable_judges(monkeypatch):
+    import re
+
+    from rlops import components
+    from rlops.extract.judges import judge_problems
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### The judged win-rate gate", 1)[1]
+    gates = yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))["gates"]
+    monkeypatch.setenv("JUDGE_API_KEY", "not-a-real-key")
+    assert [g["rule"] for g in gates] == ["win_rate", "win_rate"]
+    for i, g in enumerate(gates):
+        settings, problems = components.validate(components.get("gate_rule", "win_rate"), g, "README.md", "gates")
+        assert problems == [] and settings.metric == "heldout.win_rate"
+        assert judge_problems(settings.judge, Path("."), field=f"gates[{i}].judge") == []
