@@ -63,6 +63,12 @@ def cmd_plan(args) -> int:
         raise RlopsError("a cycle spec is required", hint="rlops plan specs/cycles/0001-damaged-orders.yaml [model=tiny]")
     out = compose.write(root, Path(args.spec), args.overrides)
     print(f"rlops plan: wrote {out.relative_to(root)} from {args.spec}" + (f" with {' '.join(args.overrides)}" if args.overrides else ""))
+    import yaml
+
+    from rlops.spec.checks import sample_size_warnings
+
+    for line in sample_size_warnings(yaml.safe_load(out.read_text(encoding="utf-8")), root):
+        print(f"rlops plan: warning: {line}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -40,6 +40,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "superior": "rlops.gates.superior",
         "no_item_regression": "rlops.gates.no_item_regression",
         "at_least": "rlops.gates.at_least",
+        "win_rate": "rlops.gates.win_rate",
     },
     "metric": {
         "rubric": "rlops.evaluate.metrics",

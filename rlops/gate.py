@@ -18,6 +18,10 @@ ceiling, or the same answers) is *uninformative*: the evaluation cannot tell the
 reason to move production to the candidate, whatever the rule says. Such a gate fails unless the spec sets
 `allow_uninformative: true` on it; either way the verdict and the report say so. A constant non-zero difference
 is not a tie: every item moved the same way, which is the strongest signal there is.
+
+A judged rule (win_rate) reads the judge stage's per-item verdicts (`judgments`, artifacts/judge/judgments.jsonl)
+instead of the suite's scores: each item's outcome is recomputed here from the judge's two recorded answers (both
+orders), never from a re-run of the judge, so `rlops promote` and `audit verify` recompute it from the evidence.
 """
 
 from __future__ import annotations
@@ -85,24 +89,53 @@ def direction(metric: str, directions: Mapping[str, bool] | None = None) -> bool
         return None
 
 
+def judged(judgments: list[dict], metric: str, judge: Mapping[str, Any]) -> list[tuple[str, float, float]]:
+    """(item id, candidate score, incumbent score) from the judge's recorded verdicts on `suite.win_rate` by the
+    judge configured as `judge`: 1/0 for a candidate win, ½/½ for a tie, 0/1 for a loss."""
+    from rlops.gates.win_rate import SCORE, outcome
+
+    suite = metric.split(".", 1)[0]
+    rows = {}
+    for j in judgments:
+        if j.get("suite") == suite and (j.get("judge") or {}).get("config") == dict(judge):
+            score = SCORE[outcome(j.get("forward"), j.get("backward"))]
+            rows[str(j["id"])] = (str(j["id"]), score, 1.0 - score)
+    return [rows[k] for k in sorted(rows)]
+
+
 def check_gate(gate: dict[str, Any], candidate: list[dict], incumbent: list[dict], bootstrap: dict[str, Any],
-               directions: Mapping[str, bool] | None = None, where: str = "gate") -> GateResult:
+               directions: Mapping[str, bool] | None = None, where: str = "gate",
+               judgments: list[dict] | None = None) -> GateResult:
     metric, name = gate["metric"], gate["rule"]
     try:
         rule = components.get("gate_rule", name)
     except InvalidInput:
         known = ", ".join(components.names("gate_rule"))
         return GateResult(metric, name, False, f"unknown rule '{name}'; known: {known}")
-    rows = paired(candidate, incumbent, metric)
-    if not rows:
-        return GateResult(metric, name, False, f"no evaluation items for {metric}: is the suite in evaluate.suites?")
-    higher = direction(metric, directions)
-    if higher is None:
-        return GateResult(metric, name, False, f"the direction of metric {metric} is unknown: register it as a metric "
-                                               "component (higher_is_better) or pass it from the suite's results")
-    settings, problems = components.validate(rule, gate, "params.yaml", where)
-    if settings is None:
-        return GateResult(metric, name, False, "; ".join(str(p) for p in problems))
+    if getattr(rule.settings, "judged", False):
+        settings, problems = components.validate(rule, gate, "params.yaml", where)
+        if settings is None:
+            return GateResult(metric, name, False, "; ".join(str(p) for p in problems))
+        from rlops.gates.win_rate import METRIC
+
+        if metric.split(".", 1)[-1] != METRIC:
+            return GateResult(metric, name, False, f"a {name} gate's metric is <suite>.{METRIC}, not {metric}")
+        rows, higher = judged(judgments or [], metric, settings.judge), True
+        if not rows:
+            return GateResult(metric, name, False, f"no judgments for {metric} by the judge {settings.judge}: run the "
+                                                   "judge stage (dvc repro) after evaluating both models")
+    else:
+        rows = paired(candidate, incumbent, metric)
+        if not rows:
+            return GateResult(metric, name, False, f"no evaluation items for {metric}: is the suite in evaluate.suites?")
+        higher = direction(metric, directions)
+        if higher is None:
+            return GateResult(metric, name, False, f"the direction of metric {metric} is unknown: register it as a "
+                                                   "metric component (higher_is_better) or pass it from the suite's "
+                                                   "results")
+        settings, problems = components.validate(rule, gate, "params.yaml", where)
+        if settings is None:
+            return GateResult(metric, name, False, "; ".join(str(p) for p in problems))
     # a gate without its own confidence uses the bootstrap's (one value in params.yaml, not a default in code)
     confidence = float(bootstrap["confidence"] if settings.confidence is None else settings.confidence)
     evidence = Evidence(metric, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], higher,
@@ -136,8 +169,9 @@ def uninformative(result: GateResult, gate: dict[str, Any], rows: list[tuple[str
 
 
 def decide(gates: list[dict[str, Any]], candidate: list[dict], incumbent: list[dict], bootstrap: dict[str, Any],
-           directions: Mapping[str, bool] | None = None) -> Verdict:
-    """The verdict of every gate; `directions` (suite.metric -> higher_is_better) for metrics the registry lacks."""
-    results = [check_gate(g, candidate, incumbent, bootstrap, directions, f"gate.rules[{i}]")
+           directions: Mapping[str, bool] | None = None, judgments: list[dict] | None = None) -> Verdict:
+    """The verdict of every gate; `directions` (suite.metric -> higher_is_better) for metrics the registry lacks;
+    `judgments` (the judge stage's rows) for judged rules such as win_rate."""
+    results = [check_gate(g, candidate, incumbent, bootstrap, directions, f"gate.rules[{i}]", judgments)
                for i, g in enumerate(gates)]
     return Verdict(passed=all(r.passed for r in results), gates=results)

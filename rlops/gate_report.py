@@ -75,6 +75,7 @@ def render(params: dict[str, Any], verdict: dict[str, Any], incumbent: dict[str,
                   "no reason to move production to the candidate. Such a gate fails unless the spec sets "
                   "`allow_uninformative: true` on it; make the suite discriminate (harder items, a metric with more "
                   "levels) or check that the models really answer."]
+    lines += judged_and_sized(params, verdict)
     lines += ["",
               "## Before / after", "", "| metric | incumbent | candidate | n |", "|---|---:|---:|---:|"]
     for key in sorted(set(incumbent["metrics"]) | set(candidate["metrics"])):
@@ -92,3 +93,29 @@ def render(params: dict[str, Any], verdict: dict[str, Any], incumbent: dict[str,
               training_line(params["train"]["method"], train),
               ""]
     return "\n".join(lines)
+
+
+# ---- the judged win-rate and the sample-size warnings (issue 13) ------------------------------------------------
+
+def judged_and_sized(params: dict[str, Any], verdict: dict[str, Any]) -> list[str]:
+    """Report lines for win_rate gates (which judge, where its verdicts are) and for every gate whose suite was too
+    small for it to pass even with a perfect candidate (`gates.needed_items`, the rule's own function)."""
+    import json
+
+    from rlops.gates import needed_items
+
+    rules = params["gate"].get("rules") or []
+    lines = []
+    for g, rule in zip(verdict["gates"], rules):
+        if g["rule"] == "win_rate" and isinstance(rule.get("judge"), dict):
+            lines.append(f"- `{g['metric']}`: judged by `{json.dumps(rule['judge'], sort_keys=True)}` on {g['n']} "
+                         f"items, each asked in both orders (a verdict that flips is a tie; ties count half); every "
+                         f"verdict is in `{layout.JUDGMENTS}`.")
+    lines = ["", "Win-rate:", "", *lines] if lines else []
+    small = [(g, needed_items(rule, g["n"], params["gate"]["bootstrap"])) for g, rule in zip(verdict["gates"], rules)
+             if g["n"]]
+    small = [(g, why) for g, why in small if why]
+    if small:
+        lines += ["", "**Too few items to decide:**", ""]
+        lines += [f"- `{g['metric']}` ({g['rule']}): {why}." for g, why in small]
+    return lines

@@ -13,6 +13,7 @@ in dvc.yaml.
 | extract | `artifacts/extract/{pairs,unpaired,sft,rewards}.FORMAT`, `quarantine.jsonl`, `signals.md`, `signals_detail.json` | `signals.json` | |
 | train | `artifacts/train/adapter`, `artifacts/train/merged`, `artifacts/train/steps` | `metrics.json` | `curve.csv` |
 | evaluate@WHICH | `artifacts/evaluate/WHICH/samples.jsonl` | `results.json` | |
+| judge | `artifacts/judge/judgments.jsonl` | | |
 | gate | `artifacts/gate/report.md` | `verdict.json` | |
 
 Outside the cycle's stages: `rlops monitor` writes `artifacts/monitor/monitor.json` (MONITOR), a DVC metric that
@@ -49,6 +50,9 @@ TRAIN_TIMINGS = f"{TRAIN}/timings.json"  # wall-clock seconds: no DVC output and
 
 EVALUATE = f"{ARTIFACTS}/evaluate"
 MODELS = {"incumbent": BASE_MODEL, "candidate": MERGED}  # evaluate's foreach: who -> the weights evaluated
+
+JUDGE = f"{ARTIFACTS}/judge"
+JUDGMENTS = f"{JUDGE}/judgments.jsonl"  # every win_rate gate's per-item verdicts, both orders (evidence)
 
 GATE = f"{ARTIFACTS}/gate"
 REPORT = f"{GATE}/report.md"
@@ -108,5 +112,6 @@ def stage_outputs(params: Mapping[str, Any]) -> dict[str, dict[str, list[str]]]:
     stages["train"] = {"outs": [ADAPTER, MERGED, TRAIN_STEPS], "metrics": [TRAIN_METRICS], "plots": [CURVE]}
     for which in MODELS:
         stages[f"evaluate@{which}"] = {"outs": [samples(which)], "metrics": [results(which)], "plots": []}
+    stages["judge"] = {"outs": [JUDGMENTS], "metrics": [], "plots": []}
     stages["gate"] = {"outs": [REPORT], "metrics": [VERDICT], "plots": []}
     return stages

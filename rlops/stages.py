@@ -109,6 +109,14 @@ def evaluate(root: Path, params: dict[str, Any], which: str) -> None:
     run_eval(params, root, which, root / MODELS[which], root / EVALUATE / which)
 
 
+def judge(root: Path, params: dict[str, Any]) -> None:
+    from rlops.evaluate.judge import judged_gates, run
+
+    if judged_gates(params):
+        _require(root, *(Path(layout.samples(w)) for w in MODELS))
+    run(params, root)
+
+
 def gate(root: Path, params: dict[str, Any]) -> None:
     from rlops import gate as gates
     from rlops.evaluate.suites import read_items
@@ -123,7 +131,9 @@ def gate(root: Path, params: dict[str, Any]) -> None:
 
     cand = read_items(root / layout.samples("candidate"))
     inc = read_items(root / layout.samples("incumbent"))
-    verdict = gates.decide(params["gate"]["rules"], cand, inc, params["gate"]["bootstrap"]).to_json()
+    judgments = read_items(root / layout.JUDGMENTS) if (root / layout.JUDGMENTS).is_file() else []
+    verdict = gates.decide(params["gate"]["rules"], cand, inc, params["gate"]["bootstrap"],
+                           judgments=judgments).to_json()
     verdict["cycle"] = params["cycle"]["number"]
     verdict["policy"] = params["cycle"]["policy"]
     report = render(params, verdict, load(layout.results("incumbent")), load(layout.results("candidate")),
@@ -136,7 +146,7 @@ def gate(root: Path, params: dict[str, Any]) -> None:
     print(f"gate: verdict {verdict['decision'].upper()} -> {layout.VERDICT}, {layout.REPORT}", flush=True)
 
 
-STAGES = {"base": base, "extract": extract, "train": train, "evaluate": evaluate, "gate": gate}
+STAGES = {"base": base, "extract": extract, "train": train, "evaluate": evaluate, "judge": judge, "gate": gate}
 
 
 def main(name: str, argv: list[str] | None = None) -> int:

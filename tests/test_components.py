@@ -28,7 +28,7 @@ BOOT = {"samples": 1000, "confidence": 0.95, "seed": 0}
 
 class WinRate(GateSettings):
     min_share: float = Field(0.5, title="Minimum share", ge=0, le=1,
-                             description="win_rate: the share of separating items the candidate must win.")
+                             description="share_won: the share of separating items the candidate must win.")
 
 
 def win_rate(settings: WinRate, evidence: Evidence) -> Outcome:
@@ -39,7 +39,7 @@ def win_rate(settings: WinRate, evidence: Evidence) -> Outcome:
     return Outcome(ok, f"candidate won {share:.0%} of {len(moved)} separating items (needed {settings.min_share:.0%})")
 
 
-WIN_RATE = Component("gate_rule", "win_rate", "the candidate wins at least min_share of the items that separate the "
+WIN_RATE = Component("gate_rule", "share_won", "the candidate wins at least min_share of the items that separate the "
                      "models", reads="paired per-item scores", writes="pass/fail and the share won",
                      function=win_rate, settings=WinRate)
 
@@ -81,7 +81,7 @@ def test_every_builtin_component_is_registered_by_its_module_with_a_description(
 def test_a_taken_name_cannot_be_registered_twice(registered):
     assert components.register(WIN_RATE) is WIN_RATE  # the same one again is harmless
     with pytest.raises(ValueError, match="already registered"):
-        components.register(Component("gate_rule", "win_rate", "another", "x", "y", function=win_rate))
+        components.register(Component("gate_rule", "share_won", "another", "x", "y", function=win_rate))
 
 
 def test_settings_problems_name_the_field_and_the_fix():
@@ -125,13 +125,13 @@ def test_a_gate_rule_registered_in_a_test_module_works_end_to_end(project, regis
     repo, _ = project
     spec = repo / SPEC
     text = spec.read_text(encoding="utf-8").replace(
-        "{metric: heldout.rubric, rule: non_inferior, margin: 0.05}", "{metric: heldout.rubric, rule: win_rate}")
+        "{metric: heldout.rubric, rule: non_inferior, margin: 0.05}", "{metric: heldout.rubric, rule: share_won}")
     spec.write_text(text, encoding="utf-8")
     assert main(["validate", "--root", str(repo), str(spec)]) == 0
     assert main(["plan", "--root", str(repo), SPEC]) == 0
     params = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
     # pipelines/conf has no defaults for it: they come from its settings model
-    assert params["gate"]["rules"][0] == {"metric": "heldout.rubric", "rule": "win_rate", "allow_uninformative": False,
+    assert params["gate"]["rules"][0] == {"metric": "heldout.rubric", "rule": "share_won", "allow_uninformative": False,
                                           "min_share": 0.5}
 
     inc = items("heldout", "rubric", [0.5] * 10)
@@ -145,28 +145,28 @@ def test_a_gate_rule_registered_in_a_test_module_works_end_to_end(project, regis
 
     results = {"metrics": {}}
     report = render(params, verdict.to_json(), results, results, {}, {})
-    assert "| `heldout.rubric` | win_rate |" in report and "won 67% of 9 separating items" in report
+    assert "| `heldout.rubric` | share_won |" in report and "won 67% of 9 separating items" in report
 
     # its settings are validated like a built-in rule's, with the line
-    spec.write_text(text.replace("rule: win_rate}", "rule: win_rate, min_share: 2, margin: 0.1}"), encoding="utf-8")
+    spec.write_text(text.replace("rule: share_won}", "rule: share_won, min_share: 2, margin: 0.1}"), encoding="utf-8")
     capsys.readouterr()
     assert main(["validate", "--root", str(repo), str(spec)]) == 2
     out = capsys.readouterr().out
     assert f"{SPEC}:22: gates[0].min_share: 2 is greater than the maximum of 1" in out
-    assert (f"{SPEC}:22: gates[0].margin: key 'margin' is not allowed here: a win_rate gate rule's keys are metric, rule, "
+    assert (f"{SPEC}:22: gates[0].margin: key 'margin' is not allowed here: a share_won gate rule's keys are metric, rule, "
             "confidence, allow_uninformative, min_share") in out
 
 
 def test_without_the_registration_the_rule_is_refused_with_the_known_names(project, capsys):
     repo, _ = project
     spec = repo / SPEC
-    spec.write_text(spec.read_text(encoding="utf-8").replace("rule: non_inferior, margin: 0.05", "rule: win_rate"),
+    spec.write_text(spec.read_text(encoding="utf-8").replace("rule: non_inferior, margin: 0.05", "rule: share_won"),
                     encoding="utf-8")
     assert main(["validate", "--root", str(repo), str(spec)]) == 2
-    assert "gates[0].rule: 'win_rate' is not allowed; use one of: non_inferior, superior" in capsys.readouterr().out
-    v = decide([{"metric": "heldout.rubric", "rule": "win_rate"}], items("heldout", "rubric", [1.0]),
+    assert "gates[0].rule: 'share_won' is not allowed; use one of: non_inferior, superior" in capsys.readouterr().out
+    v = decide([{"metric": "heldout.rubric", "rule": "share_won"}], items("heldout", "rubric", [1.0]),
                items("heldout", "rubric", [0.0]), BOOT)
-    assert not v.passed and "unknown rule 'win_rate'; known: non_inferior" in v.gates[0].reason
+    assert not v.passed and "unknown rule 'share_won'; known: non_inferior" in v.gates[0].reason
 
 
 # ---- a metric registered here: suites accept it, lm-eval gets its direction, and the gate honours it -------------

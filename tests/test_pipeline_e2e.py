@@ -12,7 +12,7 @@ SPEC = "specs/cycles/0001-damaged-orders.yaml"
 # the tiny random model; few steps and a few items per suite keep the whole run to about a minute
 OVERRIDES = ["model=tiny", "train.max_steps=6", "evaluate.limit=8", "evaluate.max_new_tokens=24"]
 STAGES = ["inputs@interactions-1", "inputs@feedback-1", "base", "extract", "train", "evaluate@incumbent",
-          "evaluate@candidate", "gate"]
+          "evaluate@candidate", "judge", "gate"]
 
 
 def ran(output: str) -> set[str]:

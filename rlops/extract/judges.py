@@ -472,33 +472,48 @@ def judge_schema() -> dict[str, Any]:
             "type": "object", "properties": properties, "allOf": branches}
 
 
-def build_judge(config: Mapping[str, Any], root: Path) -> Judge:
-    """The judge that `extract.judge` describes; raise InvalidInput listing every problem with its fix."""
+def build_judge(config: Mapping[str, Any], root: Path, field: str = FIELD) -> Judge:
+    """The judge that `config` (params.yaml's `field`: extract.judge, or a win_rate gate's judge) describes; raise
+    InvalidInput listing every problem with its fix."""
+    settings = _checked(config, root, field)
+    return components.get("judge", config["type"]).function(settings, Path(root))
+
+
+def judge_problems(config: Any, root: Path, file: str = PARAMS_FILE, field: str = FIELD) -> list[Problem]:
+    """Every problem of a judge configuration, each named `field.key` (what `rlops plan` reports); builds nothing."""
+    try:
+        _checked(config, root, field, file)
+    except InvalidInput as e:
+        return list(e.problems)
+    return []
+
+
+def _checked(config: Any, root: Path, field: str, file: str = PARAMS_FILE) -> Any:
     problems: list[Problem] = []
 
     def fail() -> InvalidInput:
         return InvalidInput(problems, hint="see the README's 'Judges' section for every judge type and its options")
 
     if not isinstance(config, Mapping):
-        problems.append(Problem(PARAMS_FILE, None, FIELD, "must be a mapping such as {type: rubric, rubric: "
+        problems.append(Problem(file, None, field, "must be a mapping such as {type: rubric, rubric: "
                                                           f"support-quality}}, not {type(config).__name__}"))
         raise fail()
     kind = config.get("type")
     if not isinstance(kind, str) or kind not in components.names("judge"):
-        problems.append(Problem(PARAMS_FILE, None, f"{FIELD}.type",
+        problems.append(Problem(file, None, f"{field}.type",
                                 f"{'missing' if kind is None else repr(kind) + ' is not a judge type'}; "
                                 f"use one of {', '.join(components.names('judge'))}"))
         raise fail()
     judge = components.get("judge", kind)
     if "api_key" in config:
-        problems.append(Problem(PARAMS_FILE, None, f"{FIELD}.api_key",
+        problems.append(Problem(file, None, f"{field}.api_key",
                                 "never put a key in the spec; name the environment variable that holds it in "
                                 "api_key_env"))
     fields = judge.settings.model_fields
     # a required key written as null is missing, not a wrong type
     values = {k: v for k, v in config.items() if k != "api_key" and not (v is None and k in fields and fields[k].is_required())}
-    settings, found = components.validate(judge, values, PARAMS_FILE, FIELD, context={"root": Path(root)})
+    settings, found = components.validate(judge, values, file, field, context={"root": Path(root)})
     problems += found
     if problems:
         raise fail()
-    return judge.function(settings, Path(root))
+    return settings

@@ -6,10 +6,13 @@
 | `superior`           | `superior.py`           | lower confidence bound of mean(d) > margin                          |
 | `no_item_regression` | `no_item_regression.py` | at most max_regressions items with d < 0                            |
 | `at_least`           | `at_least.py`           | the candidate's mean reaches value in the metric's direction        |
+| `win_rate`           | `win_rate.py`           | one-sided Wilson lower bound of the judged win-rate >= min          |
 
 A rule's function gets its typed settings and the `Evidence`: the items both models answered, paired by id, with
 the differences already oriented by the metric's direction, so no rule can read a lower-is-better metric upside
-down. Its settings model subclasses `GateSettings`; the spec schema's gate definition, `rlops plan`'s defaults
+down. A rule whose settings set `judged = True` (win_rate) gets instead the judge stage's per-item verdicts
+(artifacts/judge/judgments.jsonl) as scores: 1 for a win, ½ for a tie, 0 for a loss, the incumbent's being 1 − that.
+Its settings model subclasses `GateSettings`; the spec schema's gate definition, `rlops plan`'s defaults
 and the README's rule list are derived from the registered rules (`gate_schema`, `rule_defaults`, `rule_lines`).
 """
 
@@ -19,8 +22,9 @@ import functools
 import itertools
 import operator
 import random
+import statistics
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -33,6 +37,8 @@ COMMON = ("metric", "rule", "confidence", "allow_uninformative")  # keys every g
 
 class GateSettings(Settings):
     """The keys every gate takes; a rule's settings model adds its own."""
+
+    judged: ClassVar[bool] = False  # True: the rule reads a judge's per-item verdicts, not the suite's scores
 
     metric: str = Field(title="Metric", pattern=r"^[a-z][a-z0-9_-]*\.[a-z][a-z0-9_]*$",
                         description="<suite>.<metric>, e.g. heldout.rubric; the suite must be listed in evaluate.suites.")
@@ -124,6 +130,84 @@ def bootstrap_interval(diffs: list[float], samples: int, confidence: float, seed
     lo = means[max(0, int(alpha * samples) - 1)]
     hi = means[min(samples - 1, int((1.0 - alpha) * samples))]
     return lo, hi
+
+
+def wilson_lower(successes: float, n: int, confidence: float) -> float:
+    """One-sided Wilson score lower bound of a proportion: `successes` of `n` (a tie may count half) at `confidence`."""
+    if n <= 0:
+        return 0.0
+    z = statistics.NormalDist().inv_cdf(confidence)
+    p = min(max(successes / n, 0.0), 1.0)
+    centre = p + z * z / (2 * n)
+    spread = z * ((p * (1 - p) + z * z / (4 * n)) / n) ** 0.5
+    return max(0.0, (centre - spread) / (1 + z * z / n))
+
+
+def perfect(metric: str, n: int, higher_is_better: bool, span: tuple[float, float], confidence: float,
+            bootstrap: dict[str, Any]) -> Evidence:
+    """`n` items on which the candidate scores the best value of `span` (low, high) and the incumbent the worst: the
+    evidence of a perfect candidate, for `fewest_items`."""
+    best, worst = (span[1], span[0]) if higher_is_better else span
+    return Evidence(metric, [f"item-{i}" for i in range(n)], [best] * n, [worst] * n, higher_is_better, confidence,
+                    int(bootstrap["samples"]), int(bootstrap["seed"]))
+
+
+def fewest_items(rule_: components.Component, settings: GateSettings, evidence_of, limit: int = 1 << 16) -> int | None:
+    """The fewest items with which the rule's own function passes `evidence_of(n)` (a perfect candidate), or None
+    when not even `limit` items would do. Assumes more items never hurt a perfect candidate (true of every built-in
+    rule); searched by doubling, then halving, so the rule runs about 2·log2(n) times. A rule whose bound does not
+    move with more items (a perfect candidate's bootstrap bound is its constant difference), or that compares no
+    bound, stops after two tries."""
+    def passes(n: int) -> bool:
+        return rule_.function(settings, evidence_of(n)).passed
+
+    high, before = 1, rule_.function(settings, evidence_of(1))
+    while not before.passed:
+        if high >= limit:
+            return None
+        high = min(2 * high, limit)
+        now = rule_.function(settings, evidence_of(high))
+        if not now.passed and (now.bound is None or now.bound == before.bound):
+            return None  # more items do not move what the rule compares
+        before = now
+    low = high // 2  # fails (or is 0)
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if passes(mid) else (mid, high)
+    return high
+
+
+def needed_items(gate: dict[str, Any], n: int, bootstrap: dict[str, Any], where: str = "gate") -> str | None:
+    """Why `n` items are too few for `gate` to pass even with a perfect candidate, and how many would do; None when
+    they suffice, or when the gate cannot be judged here (unknown rule or metric, bad settings, an unbounded metric).
+    The rule's own function decides (`fewest_items`), so this warning and the verdict cannot drift apart."""
+    from rlops.errors import InvalidInput
+
+    try:
+        found = rule(gate["rule"])
+    except (InvalidInput, KeyError, TypeError):
+        return None
+    settings, problems = components.validate(found, gate, "params.yaml", where)
+    if settings is None:
+        return None
+    if getattr(found.settings, "judged", False):
+        higher, span = True, (0.0, 1.0)  # a judged item scores 1 (win), ½ (tie) or 0 (loss)
+    else:
+        try:
+            metric = components.get("metric", gate["metric"].split(".", 1)[-1])
+        except InvalidInput:
+            return None
+        higher, span = metric.higher_is_better, metric.range
+        if None in span:
+            return None  # no best value, so no perfect candidate
+    confidence = float(bootstrap["confidence"] if settings.confidence is None else settings.confidence)
+    need = fewest_items(found, settings, lambda k: perfect(gate["metric"], k, higher, span, confidence, bootstrap))
+    if need is None:
+        return f"cannot pass at {confidence:.0%} confidence with any number of items, even with a perfect candidate"
+    if need <= n:
+        return None
+    return (f"{n} item(s) are too few to pass at {confidence:.0%} confidence even with a perfect candidate; "
+            f"it needs at least {need}")
 
 
 def rule(name: str) -> components.Component:

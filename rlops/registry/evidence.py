@@ -74,7 +74,8 @@ def check(blobs: BlobReader, commit: str, entry: dict[str, Any], pending: list[d
     policy, version = entry["policy"], entry["version"]
     model_dvc = versions.model_dvc(policy, version)
     blobs.prefetch(commit, ["dvc.lock", "params.yaml", model_dvc, str(entry["spec"]["path"]),
-                            *entry["evidence"], VERDICT, layout.samples("candidate"), layout.samples("incumbent")])
+                            *entry["evidence"], VERDICT, layout.samples("candidate"), layout.samples("incumbent"),
+                            layout.JUDGMENTS])
     lock_text = blobs.text(commit, "dvc.lock")
     if lock_text is None:
         return ["dvc.lock is not in the merge: the pull request must carry the lock of the run that produced it"]
@@ -121,11 +122,14 @@ def check(blobs: BlobReader, commit: str, entry: dict[str, Any], pending: list[d
 GATE_FIELDS = ("metric", "rule", "passed", "candidate", "incumbent", "diff", "ci_low", "ci_high", "n")
 
 
-def recompute_verdict(params: dict[str, Any], candidate: list[dict], incumbent: list[dict]) -> dict[str, Any]:
-    """The gate's verdict from the per-item samples and params.yaml's `gate` section: the gate stage's own function."""
+def recompute_verdict(params: dict[str, Any], candidate: list[dict], incumbent: list[dict],
+                      judgments: list[dict] | None = None) -> dict[str, Any]:
+    """The gate's verdict from the per-item samples, the judge's recorded per-item verdicts (win_rate gates) and
+    params.yaml's `gate` section: the gate stage's own function; the judge is never asked again."""
     from rlops import gate
 
-    return gate.decide(params["gate"]["rules"], candidate, incumbent, params["gate"]["bootstrap"]).to_json()
+    return gate.decide(params["gate"]["rules"], candidate, incumbent, params["gate"]["bootstrap"],
+                       judgments=judgments or []).to_json()
 
 
 def _items(data: bytes) -> list[dict]:
@@ -150,7 +154,14 @@ def check_verdict(blobs: BlobReader, commit: str, entry: dict[str, Any], pending
         if missing:
             return [f"{layout.samples(w)} is not in the merge: the verdict cannot be recomputed"
                     for w in missing]
-        again = recompute_verdict(params, _items(samples["candidate"]), _items(samples["incumbent"]))
+        # read only when a win_rate gate needs them (params' judge.suites): a cycle without one, or from before the
+        # judge stage, has none to read
+        wanted = ((params.get("judge") or {}).get("suites") if isinstance(params, dict) else None)
+        judged = blobs.read(commit, layout.JUDGMENTS) if wanted else None
+        if wanted and judged is None:
+            return [f"{layout.JUDGMENTS} is not in the merge: the win_rate verdict cannot be recomputed"]
+        again = recompute_verdict(params, _items(samples["candidate"]), _items(samples["incumbent"]),
+                                  _items(judged) if judged is not None else [])
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         return [f"{VERDICT}: the verdict cannot be recomputed from params.yaml's gate section and the evaluation "
                 f"samples ({type(e).__name__}: {e})"]

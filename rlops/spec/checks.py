@@ -98,12 +98,76 @@ def params_problems(params: dict[str, Any], root: Path, where: Where) -> list[Pr
         if not isinstance(metric, str) or "." not in metric:
             continue
         suite, name = metric.split(".", 1)
+        if _judged(rule.get("rule")):
+            _judged_gate_problems(rule, i, root, bad)
+            continue
         defined = suite_metrics(root, suites_dir, suite) if suite in suites else None
         if defined and name not in defined[1]:
             bad(("gate", "rules", i, "metric"), f"suite {suite!r} defines no metric {name!r} ({defined[0]} has: "
                                                 f"{', '.join(defined[1]) or 'none'}); gate on one of those, or add "
                                                 f"{name!r} to that suite's metrics")
     return problems
+
+
+def _judged(name: Any) -> bool:
+    """Whether gate rule `name` reads a judge's verdicts (win_rate) rather than a suite's scores."""
+    from rlops import components
+
+    try:
+        return bool(getattr(components.get("gate_rule", name).settings, "judged", False))
+    except InvalidInput:
+        return False  # an unknown rule is the schema's to report
+
+
+def _judged_gate_problems(rule: dict[str, Any], i: int, root: Path, bad: Callable[[tuple, str], None]) -> None:
+    """A win_rate gate: its metric is <suite>.win_rate and its judge is one the judge stage can build."""
+    from rlops.extract.judges import judge_problems
+    from rlops.gates.win_rate import METRIC
+
+    suite, name = rule["metric"].split(".", 1)
+    if name != METRIC:
+        bad(("gate", "rules", i, "metric"), f"a {rule['rule']} gate judges a whole suite: write {suite}.{METRIC}, "
+                                            f"not {rule['metric']}")
+    prefix = f"gate.rules[{i}].judge"
+    for p in judge_problems(rule.get("judge"), root, field=prefix):
+        rest = p.field[len(prefix):].lstrip(".")
+        bad(("gate", "rules", i, "judge", *([rest] if rest else [])), p.message)
+
+
+def suite_size(root: Path, suites_dir: str, suite: str, limit: int | None) -> int | None:
+    """How many items one model answers in `suite`: the lines of its prompts.jsonl, at most evaluate.limit."""
+    path = Path(root) / suites_dir / suite / "prompts.jsonl"
+    try:
+        with path.open(encoding="utf-8") as f:
+            n = sum(1 for line in f if line.strip())
+    except OSError:
+        return None
+    return min(n, limit) if isinstance(limit, int) and limit > 0 else n
+
+
+def sample_size_warnings(params: dict[str, Any], root: Path) -> list[str]:
+    """One line per gate whose suite is too small for it to pass, at its margin and confidence, even with a
+    perfect candidate, with the number of items that would be needed (rlops.gates.needed_items: the rule's own
+    function decides)."""
+    from rlops.gates import needed_items
+
+    evaluate = params.get("evaluate") or {}
+    suites_dir = evaluate.get("suites_dir") or "specs/evals"
+    out = []
+    for i, gate in enumerate((params.get("gate") or {}).get("rules") or []):
+        metric = gate.get("metric") if isinstance(gate, dict) else None
+        if not isinstance(metric, str) or "." not in metric:
+            continue
+        suite = metric.split(".", 1)[0]
+        n = suite_size(root, suites_dir, suite, evaluate.get("limit"))
+        if n is None:
+            continue
+        line = needed_items(gate, n, params["gate"]["bootstrap"], f"gate.rules[{i}]")
+        if line:
+            limited = " with evaluate.limit" if isinstance(evaluate.get("limit"), int) else ""
+            out.append(f"gate.rules[{i}] {metric} ({gate.get('rule')}), {suites_dir}/{suite}/prompts.jsonl{limited}: "
+                       f"{line}")
+    return out
 
 
 def _model_problems(model: dict[str, Any], root: Path, bad: Callable[[tuple, str], None]) -> None:

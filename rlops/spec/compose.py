@@ -21,7 +21,8 @@ from rlops.spec.yamlload import field_path, load_yaml
 CONF_DIR = Path("pipelines") / "conf"
 PARAMS = "params.yaml"
 GROUPS = {"model", "method", "runtime", "evaluate"}  # config groups a `group=option` override selects
-SECTIONS = ("plan", "cycle", "policy", "data", "extract", "model", "train", "runtime", "evaluate", "gate", "seed")
+SECTIONS = ("plan", "cycle", "policy", "data", "extract", "model", "train", "runtime", "evaluate", "judge", "gate",
+            "seed")
 
 
 def _parse_overrides(overrides: list[str]):
@@ -290,6 +291,11 @@ def _plan(root: Path, lines: Any, overrides: list[str], semantic: list[Problem])
     problems += [Problem("command line", None, o.key_or_group, "derived from data.interactions and data.feedback; "
                          "override those") for o in values if o.key_or_group.lstrip("+~").startswith("data.sources")]
     params["data"]["sources"] = sources(params["data"])
+    problems += [Problem("command line", None, o.key_or_group, "derived from the win_rate gates in gate.rules; change "
+                         "those") for o in values if o.key_or_group.lstrip("+~").split(".")[0] == "judge"]
+    from rlops.evaluate.judge import judge_section
+
+    params["judge"] = judge_section(params["gate"]["rules"])
     if not problems:  # the checks read the params these settings give: only once all of them applied
         problems += checks.params_problems(params, root, _origin(root, lines, groups, values, choice, parent_model))
     seen = {(p.field, p.message) for p in semantic}  # a settings model's check between keys runs in both
