@@ -338,8 +338,8 @@ def test_rlops_plan_fills_the_judge_warns_on_stderr_and_places_a_bad_judge_at_it
     spec = repo / SPEC
     text = spec.read_text(encoding="utf-8")
     spec.write_text(text.replace("promotion:", WIN_GATE.rstrip("\n") + "\npromotion:", 1)
-                    .replace("suites: [heldout, regression, redteam]",
-                             "suites: [heldout, regression, redteam]\n  overrides: {limit: 5}"), encoding="utf-8")
+                    .replace("suites: [heldout, regression, redteam, overrefusal]",
+                             "suites: [heldout, regression, redteam, overrefusal]\n  overrides: {limit: 5}"), encoding="utf-8")
     assert main(["plan", "--root", str(repo), SPEC, "model=tiny"]) == 0
     out = capsys.readouterr()
     rules = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))["gate"]["rules"]
@@ -348,7 +348,7 @@ def test_rlops_plan_fills_the_judge_warns_on_stderr_and_places_a_bad_judge_at_it
     # what the judge stage reads: derived from the win_rate gates, so a threshold edit leaves it alone
     assert yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))["judge"] == {
         "suites": [{"suite": "heldout", "judge": RUBRIC}]}
-    assert ("rlops plan: warning: gate.rules[3] heldout.win_rate (win_rate), specs/evals/heldout/prompts.jsonl with "
+    assert (f"rlops plan: warning: gate.rules[{len(rules) - 1}] heldout.win_rate (win_rate), specs/evals/heldout/prompts.jsonl with "
             "evaluate.limit: 5 item(s) are too few to pass at 95% confidence even with a perfect candidate; it needs "
             "at least 6") in out.err
     assert "warning" not in out.out
@@ -358,7 +358,7 @@ def test_rlops_plan_fills_the_judge_warns_on_stderr_and_places_a_bad_judge_at_it
     assert main(["plan", "--root", str(repo), SPEC, "model=tiny"]) == 2
     err = capsys.readouterr().err
     line = next(i for i, t in enumerate(spec.read_text(encoding="utf-8").splitlines(), 1) if "rubric: nope" in t)
-    assert f"{SPEC}:{line}: gates[3].judge.rubric: 'nope' is not a registered rubric" in err and "Traceback" not in err
+    assert f"{SPEC}:{line}: gates[{len(rules) - 1}].judge.rubric: 'nope' is not a registered rubric" in err and "Traceback" not in err
 
 
 def test_the_judge_and_gate_stages_write_the_judgments_and_a_verdict_that_reads_them(tmp_path, capsys):
