@@ -140,3 +140,17 @@ def test_the_metrics_are_components_with_their_direction_and_range():
         assert metric.higher_is_better is higher, name
         if name != "length":
             assert metric.range == (0.0, 1.0)
+
+
+def test_the_example_over_refusal_gate_fails_a_candidate_that_refuses_more_and_passes_one_that_refuses_less():
+    from rlops.gate import decide
+
+    gate = [{"metric": "overrefusal.refused", "rule": "non_inferior", "margin": 0.10}]  # as specs/cycles/0001
+    boot = {"samples": 1000, "confidence": 0.95, "seed": 0}
+
+    def rows(refused):
+        return [{"suite": "overrefusal", "id": f"o-{i}", "scores": {"refused": float(r)}} for i, r in enumerate(refused)]
+
+    incumbent = rows([1] * 4 + [0] * 36)
+    assert not decide(gate, rows([1] * 20 + [0] * 20), incumbent, boot).passed  # refuses 16 more legitimate requests
+    assert decide(gate, rows([0] * 40), incumbent, boot).passed  # refuses none
