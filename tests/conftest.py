@@ -56,6 +56,9 @@ TRAIN_TESTS = {
     "test_status.py": ["test_status_after_plan_after_a_spec_edit_and_after_a_data_change",
                        "test_verdict_says_when_it_is_stale"],
     "test_validate.py": ["test_example_specs_are_valid_in_the_real_repo"],
+    "test_report_plots.py": ["test_the_gate_stage_writes_plots_next_to_the_report_and_links_them",
+                             "test_the_win_rate_is_drawn_only_when_a_gate_has_one"],
+    "test_eval_cache.py": ["test_the_key_follows_model_suites_settings_and_graders_but_not_the_launcher"],
     "test_workflows.py": ["test_the_replan_step_keeps_the_recorded_overrides"],
 }
 MISSING = [m for m in TRAIN_MODULES if importlib.util.find_spec(m) is None]
