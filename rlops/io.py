@@ -80,6 +80,14 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return path
 
 
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write `data` to `path` atomically, exactly as given."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return path
+
+
 def atomic_write_lines(path: str | os.PathLike[str], lines: Iterable[str]) -> Path:
     """Write `lines` to `path` atomically, one per line (a newline is added where missing).
 

@@ -12,12 +12,14 @@ in dvc.yaml.
 | inputs@KEY | `artifacts/inputs/KEY.json` | | |
 | extract | `artifacts/extract/{pairs,unpaired,sft,rewards}.FORMAT`, `quarantine.jsonl`, `signals.md`, `signals_detail.json` | `signals.json` | |
 | train | `artifacts/train/adapter`, `artifacts/train/merged`, `artifacts/train/steps` | `metrics.json` | `curve.csv` |
-| evaluate@WHICH | `artifacts/evaluate/WHICH/samples.jsonl` | `results.json` | |
+| evaluate@WHICH | `artifacts/evaluate/WHICH/samples.jsonl`, `.rlops/eval-cache/WHICH` (persist) | `results.json` | |
 | judge | `artifacts/judge/judgments.jsonl` | | |
-| gate | `artifacts/gate/report.md` | `verdict.json` | |
+| gate | `artifacts/gate/report.md`, `scores.png`, `curve.png`, `data.png` | `verdict.json` | `scores.csv`, `data.csv` |
 
-Outside the cycle's stages: `rlops monitor` writes `artifacts/monitor/monitor.json` (MONITOR), a DVC metric that
-dvc.yaml lists at its top level (no stage makes it; it is committed to git, and `rlops audit report` reads it there).
+Not outputs: `artifacts/evaluate/WHICH/timings.json` and `artifacts/train/timings.json` (how long, and whether the
+cache answered; git ignores them). Outside the cycle's stages: `rlops monitor` writes
+`artifacts/monitor/monitor.json` (MONITOR), a DVC metric that dvc.yaml lists at its top level (no stage makes it; it
+is committed to git, and `rlops audit report` reads it there).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ TRAIN_TIMINGS = f"{TRAIN}/timings.json"  # wall-clock seconds: no DVC output and
 
 EVALUATE = f"{ARTIFACTS}/evaluate"
 MODELS = {"incumbent": BASE_MODEL, "candidate": MERGED}  # evaluate's foreach: who -> the weights evaluated
+EVAL_CACHE = ".rlops/eval-cache"  # evaluations kept for reuse (rlops/evaluate/cache.py), one folder per model role
 
 JUDGE = f"{ARTIFACTS}/judge"
 JUDGMENTS = f"{JUDGE}/judgments.jsonl"  # every win_rate gate's per-item verdicts, both orders (evidence)
@@ -57,6 +60,13 @@ JUDGMENTS = f"{JUDGE}/judgments.jsonl"  # every win_rate gate's per-item verdict
 GATE = f"{ARTIFACTS}/gate"
 REPORT = f"{GATE}/report.md"
 VERDICT = f"{GATE}/verdict.json"
+# the report's plots (PNG, linked from report.md) and the data DVC plots reads; each PNG is drawn from those rows
+SCORES_PNG = f"{GATE}/scores.png"  # per-suite scores with intervals, both models; the win-rate when a gate has one
+CURVE_PNG = f"{GATE}/curve.png"  # the training curve (CURVE)
+DATA_PNG = f"{GATE}/data.png"  # records by source file, training rows by set and rule
+REPORT_PLOTS = (SCORES_PNG, CURVE_PNG, DATA_PNG)
+SCORES_CSV = f"{GATE}/scores.csv"
+DATA_CSV = f"{GATE}/data.csv"
 
 MONITOR = f"{ARTIFACTS}/monitor/monitor.json"  # `rlops monitor`: per-version production figures (not a stage's output)
 
@@ -100,6 +110,17 @@ def results(which: str) -> str:
     return f"{EVALUATE}/{which}/results.json"
 
 
+def timings(which: str) -> str:
+    """How long one evaluation took and whether the cache answered: beside results.json, but not a DVC output and
+    ignored by git, so a duration never changes an evaluation's digest."""
+    return f"{EVALUATE}/{which}/timings.json"
+
+
+def eval_cache(which: str) -> str:
+    """The cache entries one evaluate stage writes (a persisted DVC output, so the remote carries them)."""
+    return f"{EVAL_CACHE}/{which}"
+
+
 def stage_outputs(params: Mapping[str, Any]) -> dict[str, dict[str, list[str]]]:
     """What each stage writes, as dvc.yaml declares it: stage (foreach ones as `name@key`) -> outs, metrics, plots."""
     stages: dict[str, dict[str, list[str]]] = {
@@ -111,7 +132,8 @@ def stage_outputs(params: Mapping[str, Any]) -> dict[str, dict[str, list[str]]]:
     stages["extract"] = {"outs": sets, "metrics": [signals], "plots": []}
     stages["train"] = {"outs": [ADAPTER, MERGED, TRAIN_STEPS], "metrics": [TRAIN_METRICS], "plots": [CURVE]}
     for which in MODELS:
-        stages[f"evaluate@{which}"] = {"outs": [samples(which)], "metrics": [results(which)], "plots": []}
+        stages[f"evaluate@{which}"] = {"outs": [samples(which), eval_cache(which)], "metrics": [results(which)],
+                                       "plots": []}
     stages["judge"] = {"outs": [JUDGMENTS], "metrics": [], "plots": []}
-    stages["gate"] = {"outs": [REPORT], "metrics": [VERDICT], "plots": []}
+    stages["gate"] = {"outs": [REPORT, *REPORT_PLOTS], "metrics": [VERDICT], "plots": [SCORES_CSV, DATA_CSV]}
     return stages

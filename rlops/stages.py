@@ -119,15 +119,16 @@ def judge(root: Path, params: dict[str, Any]) -> None:
 
 def gate(root: Path, params: dict[str, Any]) -> None:
     from rlops import gate as gates
+    from rlops import report as reports
     from rlops.evaluate.suites import read_items
-    from rlops.gate_report import render
     from rlops.io import atomic_write_json, atomic_write_text
 
     def load(path: str):
         return json.loads((root / path).read_text(encoding="utf-8"))
 
     evidence = [Path(f(w)) for w in MODELS for f in (layout.samples, layout.results)]
-    _require(root, *evidence, Path(layout.SIGNALS_DETAIL), Path(layout.SIGNALS_MD), Path(layout.TRAIN_METRICS))
+    _require(root, *evidence, Path(layout.SIGNALS_DETAIL), Path(layout.SIGNALS_MD), Path(layout.TRAIN_METRICS),
+             Path(layout.CURVE))
 
     cand = read_items(root / layout.samples("candidate"))
     inc = read_items(root / layout.samples("incumbent"))
@@ -136,9 +137,16 @@ def gate(root: Path, params: dict[str, Any]) -> None:
                            judgments=judgments).to_json()
     verdict["cycle"] = params["cycle"]["number"]
     verdict["policy"] = params["cycle"]["policy"]
-    report = render(params, verdict, load(layout.results("incumbent")), load(layout.results("candidate")),
-                    load(layout.SIGNALS_DETAIL), load(layout.TRAIN_METRICS),
-                    (root / layout.SIGNALS_MD).read_text(encoding="utf-8"))
+    results = {w: load(layout.results(w)) for w in MODELS}
+    signals = load(layout.SIGNALS_DETAIL)
+    # the plots' rows first (DVC plots reads them), then the PNGs drawn from the same rows, then the report
+    scores, data = reports.score_rows(results["incumbent"], results["candidate"]), reports.data_rows(signals)
+    atomic_write_text(root / layout.SCORES_CSV, reports.csv_text(scores, reports.SCORE_FIELDS))
+    atomic_write_text(root / layout.DATA_CSV, reports.csv_text(data, reports.DATA_FIELDS))
+    reports.draw_plots(root, params, verdict, scores, data, (root / layout.CURVE).read_text(encoding="utf-8"))
+    report = reports.render(params, verdict, results["incumbent"], results["candidate"], signals,
+                            load(layout.TRAIN_METRICS), (root / layout.SIGNALS_MD).read_text(encoding="utf-8"),
+                            samples={"incumbent": inc, "candidate": cand}, plots=True)
     atomic_write_text(root / layout.REPORT, report)
     atomic_write_json(root / layout.VERDICT, verdict)
     for g in verdict["gates"]:

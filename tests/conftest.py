@@ -65,6 +65,9 @@ TRAIN_TESTS = {
                            "test_a_set_the_method_reads_that_extraction_does_not_produce",
                            "test_edit_sft_off_means_no_sft_set", "test_every_readme_train_snippet_plans"],
     "test_validate.py": ["test_example_specs_are_valid_in_the_real_repo"],
+    "test_report_plots.py": ["test_the_gate_stage_writes_plots_next_to_the_report_and_links_them",
+                             "test_the_win_rate_is_drawn_only_when_a_gate_has_one"],
+    "test_eval_cache.py": ["test_the_key_follows_model_suites_settings_and_graders_but_not_the_launcher"],
     "test_workflows.py": ["test_the_replan_step_keeps_the_recorded_overrides"],
     "test_win_rate.py": ["test_rlops_plan_fills_the_judge_warns_on_stderr_and_places_a_bad_judge_at_its_spec_line"],
 }

@@ -45,6 +45,9 @@ def test_cycle_reproduces_then_is_a_noop_and_a_gate_edit_reruns_only_the_gate(pr
     assert ("**Uninformative evaluation:**" in report) == bool(verdict["uninformative"])
     assert "## Verdict" in report and "heldout.rubric" in report and "Pairs:" in report
     assert (repo / "artifacts/extract/signals.md").read_text().strip() in report  # the signals section, whole
+    for png in ("scores.png", "curve.png", "data.png"):  # the plots lie next to the report, linked relatively
+        assert (repo / "artifacts/gate" / png).read_bytes().startswith(b"\x89PNG") and f"]({png})" in report
+    assert "## Where the models differ most" in report
 
     signals = json.loads((repo / "artifacts/extract/signals.json").read_text())
     pairs = (repo / "artifacts/extract/pairs.jsonl").read_text().splitlines()
