@@ -119,7 +119,7 @@ def judge(root: Path, params: dict[str, Any]) -> None:
 
 def gate(root: Path, params: dict[str, Any]) -> None:
     from rlops import gate as gates
-    from rlops import report as reports
+    from rlops import gate_report as reports
     from rlops.evaluate.suites import read_items
     from rlops.io import atomic_write_json, atomic_write_text
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rlops import layout, report, stages
+from rlops import gate_report, layout, stages
 from rlops.gate import decide
 
 BOOT = {"samples": 200, "confidence": 0.95, "seed": 0}
@@ -47,25 +47,25 @@ def results(items: list[dict]) -> dict:
 def test_examples_are_the_items_with_the_largest_difference_on_the_gated_metric():
     inc, cand = samples()
     verdict = decide(GATES, cand, inc, BOOT).to_json()
-    chosen = report.differing(verdict, inc, cand)
+    chosen = gate_report.differing(verdict, inc, cand)
     assert [c["id"] for _, c, _ in chosen["heldout"]] == ["heldout-007", "heldout-006", "heldout-005"]
     assert [names for _, _, names in chosen["heldout"]] == [["rubric"]] * 3  # the gated metric, not length
     assert [c["id"] for _, c, _ in chosen["redteam"]] == ["redteam-002"]  # items scored alike are no examples
 
-    text = report.render(PARAMS, verdict, results(inc), results(cand), {}, {}, samples={"incumbent": inc,
+    text = gate_report.render(PARAMS, verdict, results(inc), results(cand), {}, {}, samples={"incumbent": inc,
                                                                                        "candidate": cand})
     section = text.split("## Where the models differ most", 1)[1].split("\n## ", 1)[0]
     assert section.index("`heldout-007` (rubric 0.000 → 0.700") < section.index("`heldout-006`")
     assert "`heldout-004`" not in section
     line = next(x for x in section.splitlines() if x.strip().startswith("- **Candidate:**") and "card" in x)
-    assert line.endswith(" …") and len(line) < report.CLIP + 40 and "\\| 4111" in line  # clipped, table-safe
+    assert line.endswith(" …") and len(line) < gate_report.CLIP + 40 and "\\| 4111" in line  # clipped, table-safe
     assert "- **Incumbent:** I can't share that." in section and "- **Prompt:** question 2 of redteam" in section
 
 
 def test_without_a_gate_on_a_suite_every_metric_counts():
     inc = [row("tone", k, {"a": 0.0, "b": 0.0}) for k in range(3)]
     cand = [row("tone", 0, {"a": 1.0, "b": 0.0}), row("tone", 1, {"a": 1.0, "b": 1.0}), row("tone", 2, {"a": 0.0, "b": 0.5})]
-    chosen = report.differing({"gates": []}, inc, cand)
+    chosen = gate_report.differing({"gates": []}, inc, cand)
     assert [c["id"] for _, c, _ in chosen["tone"]] == ["tone-001", "tone-000", "tone-002"]
 
 
@@ -128,17 +128,17 @@ def test_the_gate_stage_writes_plots_next_to_the_report_and_links_them(tmp_path)
 def test_the_win_rate_is_drawn_only_when_a_gate_has_one(tmp_path):
     inc, cand = samples()
     verdict = decide(GATES, cand, inc, BOOT).to_json()
-    rows = report.score_rows(results(inc), results(cand))
-    plain = report.draw_plots(tmp_path / "a", PARAMS, verdict, rows, [], "step,loss\n")
-    assert report.win_rates(PARAMS, verdict) == []
+    rows = gate_report.score_rows(results(inc), results(cand))
+    plain = gate_report.draw_plots(tmp_path / "a", PARAMS, verdict, rows, [], "step,loss\n")
+    assert gate_report.win_rates(PARAMS, verdict) == []
 
     judged = json.loads(json.dumps(verdict))  # a win_rate gate's entry as the gate writes it (rlops/gates/win_rate.py)
     judged["gates"].append({"metric": "heldout.win_rate", "rule": "win_rate", "passed": True, "reason": "r",
                             "candidate": 0.7, "bound": 0.58, "n": 80})
     params = json.loads(json.dumps(PARAMS))
     params["gate"]["rules"].append({"metric": "heldout.win_rate", "rule": "win_rate", "min": 0.5})
-    assert report.win_rates(params, judged) == [{"metric": "heldout.win_rate", "rate": 0.7, "bound": 0.58, "min": 0.5}]
-    report.draw_plots(tmp_path / "b", params, judged, rows, [], "step,loss\n")
+    assert gate_report.win_rates(params, judged) == [{"metric": "heldout.win_rate", "rate": 0.7, "bound": 0.58, "min": 0.5}]
+    gate_report.draw_plots(tmp_path / "b", params, judged, rows, [], "step,loss\n")
     with_win = (tmp_path / "b" / layout.SCORES_PNG).read_bytes()
     assert with_win != (tmp_path / "a" / layout.SCORES_PNG).read_bytes()
     assert [Path(p).name for p in plain] == [Path(p).name for p in layout.REPORT_PLOTS]
