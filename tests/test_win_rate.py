@@ -368,7 +368,8 @@ def test_the_judge_and_gate_stages_write_the_judgments_and_a_verdict_that_reads_
     write_samples(tmp_path, cand, inc)
     for which in ("candidate", "incumbent"):
         (tmp_path / layout.results(which)).write_text(json.dumps({"metrics": {}}), encoding="utf-8")
-    for path, text in ((layout.SIGNALS_DETAIL, "{}"), (layout.SIGNALS_MD, ""), (layout.TRAIN_METRICS, "{}")):
+    for path, text in ((layout.SIGNALS_DETAIL, "{}"), (layout.SIGNALS_MD, ""), (layout.TRAIN_METRICS, "{}"),
+                       (layout.CURVE, "step,loss\n1,0.5\n")):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text(text, encoding="utf-8")
     params = {**params_with([gate(0.5)]), "plan": {"spec": "s.yaml"}, "model": {"name": "tiny"},
