@@ -103,3 +103,19 @@ def test_report_to_and_checkpoints_reach_the_trl_config(tmp_path, monkeypatch):
     assert other_precision.output_dir != on.output_dir
     (tmp_path / "pairs.jsonl").write_text("{}\n{}\n")
     assert config(runtime("cpu") | {"checkpoint_steps": 3}).output_dir != on.output_dir  # other data, other folder
+
+
+def test_only_a_checkpoint_marked_complete_is_resumed(tmp_path):
+    from rlops.train.checkpoints import COMPLETE, Checkpoints
+
+    ck = Checkpoints(tmp_path / "run", every=2)
+    assert ck.resume_from() is None  # nothing saved yet: start from step 0
+    for step in (2, 4, 10):
+        (ck.folder / f"checkpoint-{step}").mkdir(parents=True)
+    (ck.folder / "checkpoint-2" / COMPLETE).write_text("2\n")
+    (ck.folder / "checkpoint-10" / COMPLETE).write_text("10\n")
+    (ck.folder / "checkpoint-12").mkdir()  # a save a SIGKILL cut short: no marker
+    assert ck.resume_from() == str(ck.folder / "checkpoint-10")  # by step number, not by name order
+    assert Checkpoints(tmp_path / "run", every=None).resume_from() is None  # checkpoints off: never resume
+    ck.finish()
+    assert not ck.folder.exists()
