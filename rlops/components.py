@@ -11,6 +11,7 @@ that listing the names costs no import. Code elsewhere (a plug-in, a test) calls
 | `metric`    | `rlops/evaluate/metrics.py` | `(doc, answer text) -> float`; `Metric` adds its direction |
 | `judge`     | `rlops/extract/judges.py`   | `(settings, root) -> Judge`                               |
 | `method`    | `rlops/train/<method>.py`   | `(ctx: train.common.TrainContext) -> metrics dict`; `Method` adds the sets it reads and its TRL config |
+| `reward`    | `rlops/train/rewards.py`    | `(settings, ctx) -> fn(prompts, completions, **columns) -> list[float]` (grpo, rloo) |
 
 Pydantic (not dataclasses) because one model gives what each plug-in point needs: validation that reports every
 field at once with its path, typed defaults, and the JSON Schema fragment the spec schema is built from.
@@ -28,7 +29,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from rlops.errors import InvalidInput, Problem
 
-KINDS = {"gate_rule": "gate rule", "metric": "metric", "judge": "judge type", "method": "train method"}
+KINDS = {"gate_rule": "gate rule", "metric": "metric", "judge": "judge type", "method": "train method",
+         "reward": "reward function"}
 
 # kind -> name -> the module that registers it on import; the order is the order names are listed
 BUILTIN: dict[str, dict[str, str]] = {
@@ -52,6 +54,15 @@ BUILTIN: dict[str, dict[str, str]] = {
         "sft": "rlops.train.sft",
         "dpo": "rlops.train.dpo",
         "kto": "rlops.train.kto",
+        "reward": "rlops.train.reward",
+        "grpo": "rlops.train.grpo",
+        "rloo": "rlops.train.rloo",
+        "online_dpo": "rlops.train.online_dpo",
+    },
+    "reward": {  # the reward functions of grpo and rloo (train.rewards)
+        "reward_model": "rlops.train.rewards",
+        "judge": "rlops.train.rewards",
+        "rubric": "rlops.train.rewards",
     },
 }
 

@@ -97,7 +97,8 @@ def _apply_mapping(section: dict[str, Any], overrides: dict[str, Any], spec_file
         node = section
         for k in parents:
             node = node.get(k) if isinstance(node, dict) else None
-        if not isinstance(node, dict) or leaf not in node or isinstance(node[leaf], dict):
+        # a mapping setting (e.g. train.judge) is replaced whole by a mapping, or reached key by key with dots
+        if not isinstance(node, dict) or leaf not in node or (isinstance(node[leaf], dict) and not isinstance(value, dict)):
             known = ", ".join(sorted(k for k, v in section.items() if not isinstance(v, dict)))
             problems.append(Problem(spec_file, line((*field.split("."), key)), f"{field}.{key}",
                                     f"not a setting here; known: {known}"))
