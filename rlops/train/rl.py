@@ -27,7 +27,6 @@ class RLSettings(settings.TrainSettings):
 
     NOT_TRL: ClassVar[tuple[str, ...]] = (*settings.TrainSettings.NOT_TRL, "rewards", "max_length", "max_prompts")
 
-    learning_rate: float = Field(1.0e-5, gt=0, description="RL moves the policy slowly; LoRA adapters take more.")
     per_device_train_batch_size: int = Field(
         4, ge=1, description="Completions per device per step; times gradient_accumulation_steps a multiple of "
                              "num_generations.")
