@@ -97,8 +97,10 @@ def _apply_mapping(section: dict[str, Any], overrides: dict[str, Any], spec_file
         node = section
         for k in parents:
             node = node.get(k) if isinstance(node, dict) else None
+        free = parents == ["trl"] and isinstance(node, dict)  # train.trl: keys of the TRL config, checked by plan
         # a mapping setting (e.g. train.judge) is replaced whole by a mapping, or reached key by key with dots
-        if not isinstance(node, dict) or leaf not in node or (isinstance(node[leaf], dict) and not isinstance(value, dict)):
+        if not free and (not isinstance(node, dict) or leaf not in node
+                         or (isinstance(node[leaf], dict) and not isinstance(value, dict))):
             known = ", ".join(sorted(k for k, v in section.items() if not isinstance(v, dict)))
             problems.append(Problem(spec_file, line((*field.split("."), key)), f"{field}.{key}",
                                     f"not a setting here; known: {known}"))
@@ -152,8 +154,9 @@ def _origin(root: Path, spec, groups: dict[str, str], values, choice: dict[str, 
             return in_spec("parent") if parent_model is not None else conf_line("model", path)
         if section == "train":
             overrides = data["train"].get("overrides") or {}
-            if rest and rest[0] in overrides:
-                return in_spec("train", "overrides", rest[0])
+            for n in range(len(rest), 0, -1):  # a dotted override (trl.lr_scheduler_type) names a nested value
+                if ".".join(map(str, rest[:n])) in overrides:
+                    return in_spec("train", "overrides", ".".join(map(str, rest[:n])))
             if rest == ("method",):
                 return in_spec("train", "method")
             return conf_line("method", path) if "method" not in groups else ("command line", None, field_path(path))

@@ -229,7 +229,8 @@ def finish(ctx: TrainContext, trainer, tokenizer, history: list[dict[str, Any]],
         return {}
     model = trainer.model
     # the adapter's config and model card name their base by the model config's path: make it one any checkout has
-    (model.get_base_model() if hasattr(model, "get_base_model") else model).config.name_or_path = stable_name(ctx)
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base.config.name_or_path = base.name_or_path = stable_name(ctx)  # the card's tags read the model's own name
     if hasattr(model, "peft_config"):
         for cfg in model.peft_config.values():
             cfg.base_model_name_or_path = stable_name(ctx)

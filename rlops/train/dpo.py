@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from rlops import components, settings
 from rlops.settings import DPO_LOSS_TYPES, cross_field
@@ -42,13 +42,15 @@ class DPOSettings(settings.TrainSettings):
                              f"use one of: {', '.join(DPO_LOSS_TYPES)} (or a list of them)")
         return value
 
-    @model_validator(mode="after")
-    def _one_weight_per_loss(self) -> DPOSettings:
-        losses = self.loss_type if isinstance(self.loss_type, list) else [self.loss_type]
-        if self.loss_weights is not None and len(self.loss_weights) != len(losses):
-            raise cross_field(f"loss_weights has {len(self.loss_weights)} weights for {len(losses)} loss types "
-                              f"({', '.join(losses)}); give one weight per loss type")
-        return self
+    @field_validator("loss_weights")
+    @classmethod
+    def _one_weight_per_loss(cls, value: list[float] | None, info: ValidationInfo) -> list[float] | None:
+        losses = info.data.get("loss_type")
+        losses = losses if isinstance(losses, list) else [losses]
+        if value is not None and "loss_type" in info.data and len(value) != len(losses):
+            raise cross_field(f"{len(value)} weights for {len(losses)} loss types ({', '.join(losses)}); give one "
+                              "weight per loss type")
+        return value
 
 
 class DPOParams(DPOSettings):
