@@ -312,3 +312,42 @@ def test_online_dpo_rounds_make_the_judge_prefer_the_new_policy_and_keep_every_r
             if agree:
                 assert side_share(x["prompt"], x["chosen"]) > side_share(x["prompt"], x["rejected"])
     assert (tiny / "out-online/adapter/adapter_config.json").is_file()
+
+
+# ---- each method through `rlops plan` + `dvc repro train` (all real) ------------------------------------------
+
+REPRO = {
+    "reward": "{max_steps: 2, max_length: 64, per_device_train_batch_size: 2}",
+    "grpo": "{max_steps: 2, max_prompts: 4, max_completion_length: 8, num_generations: 2, per_device_train_batch_size: 2,"
+            " rewards: [{name: rubric, weight: 1.0, rubric: support-quality}]}",
+    "rloo": "{max_steps: 2, max_prompts: 4, max_completion_length: 8, num_generations: 2, per_device_train_batch_size: 2}",
+    "online_dpo": "{rounds: 2, max_steps: 1, max_prompts: 4, max_new_tokens: 8, max_length: 64, "
+                  "per_device_train_batch_size: 2, judge: {type: rubric, rubric: support-quality}}",
+}
+
+
+@pytest.mark.slow
+def test_each_method_trains_through_dvc_repro(project):
+    from tests.conftest import run
+
+    repo, env = project
+    spec = repo / SPEC
+    original = spec.read_text()
+    for method, overrides in REPRO.items():
+        spec.write_text(original.replace("method: dpo\n  overrides: {beta: 0.1, max_steps: 24}",
+                                         f"method: {method}\n  overrides: {overrides}"))
+        run(["rlops", "plan", SPEC, "model=tiny"], repo, env)
+        out = run(["dvc", "repro", "train"], repo, env)
+        assert f"train: {method}" in out.stdout or f"train: {method.split('_')[0]}" in out.stdout, out.stdout[-2000:]
+        metrics = json.loads((repo / "artifacts/train/metrics.json").read_text())
+        assert metrics["method"] == method and metrics["steps"] >= 1
+        assert (repo / "artifacts/train/merged/config.json").is_file()
+        lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["train"]
+        assert any(o["path"] == "artifacts/train/adapter" for o in lock["outs"])
+        if method == "reward":
+            assert metrics["pairs_held_out"] + metrics["pairs_train"] == metrics["pairs"]
+            assert json.loads((repo / "artifacts/train/merged/config.json").read_text())["architectures"] == \
+                ["LlamaForSequenceClassification"]
+        if method == "online_dpo":
+            assert sorted(p.name for p in (repo / "artifacts/train/adapter/rounds").iterdir()) == \
+                ["round-1.jsonl", "round-2.jsonl"]
