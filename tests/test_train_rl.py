@@ -190,6 +190,21 @@ def context(root: Path, method: str, out: str, **overrides):
 TOPICS = ["mug", "lamp", "chair", "kettle", "phone case", "backpack", "desk", "blender", "scarf", "clock"]
 
 
+def test_the_held_out_pairs_are_a_seeded_hash_of_each_pair_s_id():
+    from rlops.train import reward
+
+    pairs = [{"prompt": USER, "chosen": reply(f"yes {i}"), "rejected": reply("no"), "meta": {"event_ids": [f"e{i}"]}}
+             for i in range(200)]
+    train, held = reward.split(pairs, 0.2, 0)
+    assert 20 <= len(held) <= 60 and len(train) + len(held) == 200
+    # the same pairs stay held out whatever else is in the set, and the id is the events, not the text
+    assert reward.split(pairs[:100], 0.2, 0)[1] == [p for p in held if p in pairs[:100]]
+    renamed = [{**p, "chosen": reply("edited")} for p in pairs]
+    assert [p["meta"] for p in reward.split(renamed, 0.2, 0)[1]] == [p["meta"] for p in held]
+    assert reward.split(pairs, 0.2, 1)[1] != held  # another seed, another split
+    assert reward.split(pairs, 0.0, 0)[1] == []
+
+
 @pytest.mark.slow
 def test_a_reward_model_ranks_held_out_pairs_above_chance_and_grpo_can_use_it(tiny):
     from rlops.train import reward
@@ -206,9 +221,6 @@ def test_a_reward_model_ranks_held_out_pairs_above_chance_and_grpo_can_use_it(ti
     assert metrics["pairs_held_out"] == len(held) >= 6 and metrics["pairs_train"] == len(train)
     assert metrics["accuracy"] >= 0.8, metrics  # chance is 0.5
     assert json.loads((tiny / "out-reward/metrics.json").read_text()) == metrics
-    # the split is a seeded hash of each pair's id: the same pairs stay held out whatever else is in the set
-    assert reward.split(pairs[:30], 0.2, 0)[1] == [p for p in held if p in pairs[:30]]
-    assert reward.split(pairs, 0.2, 1)[1] != held
     # the merged model is the reward function reward_model reads (RLHF): it scores the held-out chosen replies higher
     (fn,), _ = rewards.build([{"name": "reward_model", "path": "out-reward/merged"}], ctx)
     chosen, rejected = fn([p["prompt"] for p in held], [p["chosen"] for p in held]), \
@@ -259,16 +271,16 @@ def mean_fresh_reward(folder: Path, prompts, n: int = 8, tokens: int = 8) -> flo
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["grpo", "rloo"])
 def test_on_policy_rl_raises_the_mean_reward_of_fresh_samples(tiny, side, method):
-    ctx = context(tiny, method, f"out-{method}", max_steps=12, learning_rate=2e-2, per_device_train_batch_size=8,
+    ctx = context(tiny, method, f"out-{method}", max_steps=16, learning_rate=3e-2, per_device_train_batch_size=8,
                   num_generations=4, max_completion_length=8, beta=0.0,
                   rewards=[{"name": "rubric", "weight": 1.0, "rubric": "test-embedding-side"}])
     metrics = methods.get(method).function(ctx)
     before = mean_fresh_reward(tiny / "artifacts/base/model", side)
     after = mean_fresh_reward(tiny / f"out-{method}/merged", side)
-    assert after > before + 0.05, (before, after, metrics)
+    assert after > before + 0.04, (before, after, metrics)  # seeded: 512 fresh answers of 8 tokens each
     assert metrics["prompts"] == len(side) and metrics["reward_rubric"] is not None and metrics["reward_std"] is not None
     curve = (tiny / f"out-{method}/curve.csv").read_text().splitlines()
-    assert curve[0].startswith("step,loss") and "reward" in curve[0].split(",") and len(curve) == 13
+    assert curve[0].startswith("step,loss") and "reward" in curve[0].split(",") and len(curve) == 17
 
 
 def judge_wins(judge, prompts, first: Path, second: Path) -> tuple[int, int]:
