@@ -363,3 +363,26 @@ def test_each_method_trains_through_dvc_repro(project):
         if method == "online_dpo":
             assert sorted(p.name for p in (repo / "artifacts/train/adapter/rounds").iterdir()) == \
                 ["round-1.jsonl", "round-2.jsonl"]
+
+
+def test_an_online_round_keeps_a_pair_only_when_both_orders_agree():
+    from rlops.train.online_dpo import judge_round
+
+    class Scripted:  # a judge that prefers "sorry", and one biased toward whatever is shown first
+        name = "scripted"
+
+        def __init__(self, biased: bool):
+            self.biased = biased
+
+        def prefer(self, prompt, first, second):
+            if self.biased:
+                return "first"
+            a, b = ("sorry" in m[0]["content"] for m in (first, second))
+            return "tie" if a == b else "first" if a else "second"
+
+    answers = [[reply("ok"), reply("so sorry")], [reply("sorry"), reply("no")], [reply("x"), reply("y")]]
+    records = judge_round(Scripted(False), [USER] * 3, answers)
+    assert [(r["winner"], r.get("chosen")) for r in records] == [("b", reply("so sorry")), ("a", reply("sorry")),
+                                                                 (None, None)]
+    assert records[0]["rejected"] == reply("ok") and (records[0]["forward"], records[0]["backward"]) == ("second", "first")
+    assert all("chosen" not in r for r in judge_round(Scripted(True), [USER] * 3, answers))
