@@ -329,11 +329,11 @@ def test_online_dpo_rounds_make_the_judge_prefer_the_new_policy_and_keep_every_r
 # ---- each method through `rlops plan` + `dvc repro train` (all real) ------------------------------------------
 
 REPRO = {
-    "reward": "{max_steps: 2, max_length: 64, per_device_train_batch_size: 2}",
+    "reward": "{max_steps: 2, max_length: 1024, per_device_train_batch_size: 2}",
     "grpo": "{max_steps: 2, max_prompts: 4, max_completion_length: 8, num_generations: 2, per_device_train_batch_size: 2,"
             " rewards: [{name: rubric, weight: 1.0, rubric: support-quality}]}",
     "rloo": "{max_steps: 2, max_prompts: 4, max_completion_length: 8, num_generations: 2, per_device_train_batch_size: 2}",
-    "online_dpo": "{rounds: 2, max_steps: 1, max_prompts: 4, max_new_tokens: 8, max_length: 64, "
+    "online_dpo": "{rounds: 2, max_steps: 1, max_prompts: 4, max_new_tokens: 8, max_length: 1024, "
                   "per_device_train_batch_size: 2, judge: {type: rubric, rubric: support-quality}}",
 }
 

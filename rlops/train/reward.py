@@ -106,6 +106,9 @@ def run(ctx: common.TrainContext) -> dict[str, Any]:
         trainer = RewardTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
                                 peft_config=common.peft_config(ctx, "SEQ_CLS"),
                                 callbacks=[common.progress_callback(ctx, ("accuracy", "margin"))])
+        if len(trainer.train_dataset) == 0:  # TRL drops pairs longer than max_length instead of truncating them
+            raise StageFailed(f"every one of the {len(train_rows)} training pairs is longer than train.max_length "
+                              f"({p.max_length} tokens)", hint="raise train.max_length")
         history = common.train(ctx, trainer)
     trained = accuracy(trainer.model, tokenizer, test_rows, p.max_length)
     print(f"{ctx.label}: held-out pair accuracy {untrained} -> {trained} ({len(test_rows)} pairs)", flush=True)
