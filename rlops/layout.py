@@ -11,7 +11,7 @@ in dvc.yaml.
 | base | `artifacts/base/model` | | |
 | inputs@KEY | `artifacts/inputs/KEY.json` | | |
 | extract | `artifacts/extract/{pairs,unpaired,sft,rewards}.FORMAT`, `quarantine.jsonl`, `signals.md`, `signals_detail.json` | `signals.json` | |
-| train | `artifacts/train/adapter`, `artifacts/train/merged` | `metrics.json` | `curve.csv` |
+| train | `artifacts/train/adapter`, `artifacts/train/merged`, `artifacts/train/steps` | `metrics.json` | `curve.csv` |
 | evaluate@WHICH | `artifacts/evaluate/WHICH/samples.jsonl` | `results.json` | |
 | gate | `artifacts/gate/report.md` | `verdict.json` | |
 """
@@ -40,6 +40,8 @@ ADAPTER = f"{TRAIN}/adapter"
 MERGED = f"{TRAIN}/merged"  # the candidate's weights, the model a promotion registers
 TRAIN_METRICS = f"{TRAIN}/metrics.json"
 CURVE = f"{TRAIN}/curve.csv"
+TRAIN_STEPS = f"{TRAIN}/steps"  # a recipe's earlier steps (<i>-<method>/) and recipe.json, the summary of every step
+RECIPE = f"{TRAIN_STEPS}/recipe.json"
 TRAIN_TIMINGS = f"{TRAIN}/timings.json"  # wall-clock seconds: no DVC output and git-ignored, so no digest holds a time
 
 EVALUATE = f"{ARTIFACTS}/evaluate"
@@ -98,7 +100,7 @@ def stage_outputs(params: Mapping[str, Any]) -> dict[str, dict[str, list[str]]]:
         stages[f"inputs@{key}"] = {"outs": [input_manifest(key)], "metrics": [], "plots": []}
     *sets, signals = extract_outputs(params)
     stages["extract"] = {"outs": sets, "metrics": [signals], "plots": []}
-    stages["train"] = {"outs": [ADAPTER, MERGED], "metrics": [TRAIN_METRICS], "plots": [CURVE]}
+    stages["train"] = {"outs": [ADAPTER, MERGED, TRAIN_STEPS], "metrics": [TRAIN_METRICS], "plots": [CURVE]}
     for which in MODELS:
         stages[f"evaluate@{which}"] = {"outs": [samples(which)], "metrics": [results(which)], "plots": []}
     stages["gate"] = {"outs": [REPORT], "metrics": [VERDICT], "plots": []}

@@ -23,6 +23,21 @@ def _result(g: dict[str, Any]) -> str:
     return "✅ pass" if g["passed"] else "❌ fail"
 
 
+# the data a method's metrics count, and the keys it may report, in the order the report names them
+_DATA = (("pairs", "pairs"), ("rows", "rows"), ("desirable", "desirable answers"), ("undesirable", "undesirable answers"))
+_KEYS = ("reward_margin", "reward_accuracy", "kl", "token_accuracy", "desirable_weight", "undesirable_weight")
+
+
+def training_line(method: str, train: dict[str, Any]) -> str:
+    """One line on the training: method (a recipe's chain), steps, data, loss, and whatever the method reported.
+    A recipe's metrics are its last step's; artifacts/train/steps/recipe.json has every step's."""
+    data = " and ".join(f"{train[k]} {words}" for k, words in _DATA if train.get(k) is not None)
+    more = "".join(f", {k.replace('_', ' ')} {train[k]}" for k in _KEYS if train.get(k) is not None)
+    last = f" (last step: {train.get('method')})" if method != train.get("method") else ""
+    return (f"- {method}{last}: {train.get('steps')} steps on {data or 'its data'}; "
+            f"loss {train.get('loss_first')} → {train.get('loss')}{more}")
+
+
 def render(params: dict[str, Any], verdict: dict[str, Any], incumbent: dict[str, Any], candidate: dict[str, Any],
            signals: dict[str, Any], train: dict[str, Any], signals_md: str = "") -> str:
     """The gate's report, the body of the pull request; `signals_md` is the extract stage's signals.md section."""
@@ -74,8 +89,6 @@ def render(params: dict[str, Any], verdict: dict[str, Any], incumbent: dict[str,
               f"- Quarantined (malformed, see {layout.QUARANTINE}): {_counts(signals.get('quarantined', {}))}",
               *(["", signals_md.strip()] if signals_md.strip() else []),
               "", "## Training", "",
-              f"- {train.get('method')}: {train.get('steps')} steps on {train.get('pairs')} pairs; "
-              f"loss {train.get('loss_first')} → {train.get('loss')}, reward margin {train.get('reward_margin')}, "
-              f"reward accuracy {train.get('reward_accuracy')}",
+              training_line(params["train"]["method"], train),
               ""]
     return "\n".join(lines)

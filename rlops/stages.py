@@ -55,10 +55,13 @@ def extract(root: Path, params: dict[str, Any]) -> None:
 
 
 def train(root: Path, params: dict[str, Any]) -> None:
-    """Run the spec's method (looked up in the registry, rlops/train/methods.py) from the parent checkpoint.
+    """Run the spec's method, or each step of its recipe in order, looked up in the registry (rlops/train/methods.py).
 
-    Timings go to artifacts/train/timings.json, which is no DVC output (git ignores it): metrics.json stays the same
-    bytes for the same inputs, so two identical runs get the same dvc.lock digests."""
+    The first step starts from the parent checkpoint, each later one from the previous step's merged weights. The
+    last step writes the candidate (artifacts/train); earlier ones artifacts/train/steps/<i>-<method>/; recipe.json
+    sums them up. Timings go to artifacts/train/timings.json, which is no DVC output (git ignores it): every output
+    stays the same bytes for the same inputs, so two identical runs get the same dvc.lock digests."""
+    import shutil
     import time
 
     from rlops import settings
@@ -67,19 +70,32 @@ def train(root: Path, params: dict[str, Any]) -> None:
     from rlops.train.common import TrainContext
     from rlops.train.runtime import Runtime
 
-    method = methods.get(params["train"]["method"])
-    typed = settings.read(method.settings, params["train"], "train",
-                          hint="set it in the cycle spec's train.overrides and run `rlops plan` again")
-    inputs = {s: Path(f) for s, f in methods.input_files(method, params).items()}
+    steps = methods.steps(params["train"])
+    typed = []
+    for i, step in enumerate(steps):  # every step's settings are read before the first one trains
+        where = "train" if len(steps) == 1 else f"train.steps[{i}]"
+        method = methods.get(step["method"])
+        typed.append((method, settings.read(method.settings, step, where,
+                                            hint="set it in the cycle spec and run `rlops plan` again")))
+    inputs = {s: Path(f) for m, _ in typed for s, f in methods.input_files(m, params).items()}
     _require(root, BASE_MODEL, *inputs.values())
     rt = Runtime.from_mapping(params["runtime"])
     rt.apply()
-    started = time.perf_counter()
-    ctx = TrainContext(params=params, root=root, settings=typed, runtime=rt, seed=int(params["seed"]),
-                       start=root / BASE_MODEL, inputs={s: root / f for s, f in inputs.items()}, out_dir=root / TRAIN)
-    method.function(ctx)
+    shutil.rmtree(root / layout.TRAIN_STEPS, ignore_errors=True)  # no step of an earlier recipe may look like this one's
+    started, start, summary, timings = time.perf_counter(), root / BASE_MODEL, [], {}
+    for i, (method, step_settings) in enumerate(typed, 1):
+        out = methods.step_dir(i, method.name, last=i == len(typed))
+        ctx = TrainContext(params=params, root=root, settings=step_settings, runtime=rt, seed=int(params["seed"]),
+                           start=start, inputs={s: root / inputs[s] for s in method.sets}, out_dir=root / out,
+                           label="train" if len(typed) == 1 else f"train {i}-{method.name}")
+        metrics = method.function(ctx)
+        summary.append({"step": i, "method": method.name, "start": start.relative_to(root).as_posix(), "out": out,
+                        "metrics": metrics})
+        timings[f"{i}-{method.name}"] = ctx.timings
+        start = root / out / "merged"
+    atomic_write_json(root / layout.RECIPE, {"steps": summary})
     atomic_write_json(root / layout.TRAIN_TIMINGS, {"seconds": round(time.perf_counter() - started, 1),
-                                                     "steps": {method.name: ctx.timings}})
+                                                     "steps": timings})
 
 
 def evaluate(root: Path, params: dict[str, Any], which: str) -> None:

@@ -51,7 +51,8 @@ def test_cycle_reproduces_then_is_a_noop_and_a_gate_edit_reruns_only_the_gate(pr
     assert json.loads((repo / "artifacts/extract/signals_detail.json").read_text())["pairs"]["total"] == len(pairs)
     metrics = json.loads((repo / "artifacts/train/metrics.json").read_text())
     assert metrics["steps"] == 6 and metrics["pairs"] == len(pairs)
-    assert (repo / "artifacts/train/curve.csv").read_text().splitlines()[0] == "step,loss,reward_margin,reward_accuracy"
+    header = (repo / "artifacts/train/curve.csv").read_text().splitlines()[0].split(",")
+    assert header[:2] == ["step", "loss"] and {"rewards_margins", "rewards_accuracies"} <= set(header)  # all it logged
     for which in ("incumbent", "candidate"):
         samples = (repo / f"artifacts/evaluate/{which}/samples.jsonl").read_text().splitlines()
         assert len(samples) == 8 * 3  # limit 8 per suite, three suites

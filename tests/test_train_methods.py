@@ -120,7 +120,7 @@ def test_the_update_raises_the_good_answer_on_held_out_prompts(tmp_path, parent,
 def test_kto_weights_balance_the_classes_either_way():
     from rlops.train.kto import balanced_weights
 
-    for n_good, n_bad in ((5, 16), (16, 5), (7, 7), (1, 100)):
+    for n_good, n_bad in ((5, 16), (16, 5), (7, 7), (1, 100), (39, 43), (43, 39), (3, 7)):
         good_w, bad_w = balanced_weights(n_good, n_bad)
         assert 1 <= good_w * n_good / (bad_w * n_bad) <= 4 / 3 and min(good_w, bad_w) == 1.0
 

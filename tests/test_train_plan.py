@@ -5,8 +5,10 @@ method reads that this spec's extraction does not produce. The registry's method
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+import yaml
 from test_refuse_before_stages import SPEC, both, edit, line_of
 
 from rlops.cli import main
@@ -68,3 +70,39 @@ def test_edit_sft_off_means_no_sft_set(project, capsys):
     edit(repo, "edit_min_chars: 8", "edit_min_chars: 8\n  edit_sft: false")
     assert main(["plan", "--root", str(repo), SPEC]) == 2
     assert "sft reads the sft set" in capsys.readouterr().err
+
+
+def readme_train_specs() -> list[str]:
+    """The README's `train:` spec snippets (one per method, the DPO variants and a recipe)."""
+    from conftest import ROOT
+
+    blocks = re.findall(r"```yaml\n(train:.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    assert len(blocks) >= 5
+    return blocks
+
+
+@pytest.mark.parametrize("block", readme_train_specs())
+def test_every_readme_train_snippet_plans(project, capsys, block):
+    repo, _ = project
+    edit(repo, "train:\n  method: dpo\n  " + OVERRIDES + "\n", block)
+    assert main(["plan", "--root", str(repo), SPEC]) == 0, capsys.readouterr().err
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    given = yaml.safe_load(block)["train"]
+    steps = given.get("steps") or [given]
+    assert params["train"]["method"] == "+".join(s["method"] for s in steps)
+    for planned, step in zip(methods.steps(params["train"]), steps):
+        assert {k: planned[k] for k in step.get("overrides", {})} == step.get("overrides", {})
+
+
+def test_a_proposal_records_the_sets_the_method_read_and_each_recipe_step():
+    from rlops import layout
+    from rlops.registry.propose import trained_on, training_record
+
+    outs = {layout.extract_set(s, "jsonl"): {"md5": f"md5-{s}"} for s in layout.SETS}
+    params = {"extract": {"format": "jsonl"}, "train": {"method": "kto", "beta": 0.1, "max_steps": 3, "lr": 1}}
+    assert trained_on(params, outs) == {"sets": {"unpaired": "md5-unpaired"}}
+    assert training_record(params["train"]) == {"method": "kto", "beta": 0.1, "max_steps": 3}
+    recipe = {"method": "sft+dpo", "steps": [{"method": "sft", "max_steps": 2}, {"method": "dpo", "beta": 0.2}]}
+    assert trained_on({**params, "train": recipe}, outs) == {"sets": {"pairs": "md5-pairs", "sft": "md5-sft"}}
+    assert training_record(recipe) == {"method": "sft+dpo", "steps": [{"method": "sft", "max_steps": 2},
+                                                                     {"method": "dpo", "beta": 0.2}]}

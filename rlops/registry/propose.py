@@ -197,10 +197,10 @@ def registry_entry(root: Path, params: dict[str, Any], version: str, who: str, t
         "spec": {"path": spec, "blob": git(root, "hash-object", spec).strip()},
         "model": {"md5": outs[MODEL_OUT]["md5"], "size": outs[MODEL_OUT].get("size"),
                   "nfiles": outs[MODEL_OUT].get("nfiles"), "base": params["model"]["name"]},
-        "data": {"pairs": outs[pairs_out]["md5"],
+        "data": {"pairs": outs[pairs_out]["md5"], **trained_on(params, outs),
                  "interactions": deps.get(params["data"]["interactions"], {}).get("md5"),
                  "feedback": deps.get(params["data"]["feedback"], {}).get("md5")},
-        "training": {"method": train["method"], **{k: train[k] for k in ("beta", "learning_rate", "max_steps") if k in train}},
+        "training": training_record(train),
         "evaluation": {g["metric"]: {k: g[k] for k in ("rule", "passed", "incumbent", "candidate", "diff", "ci_low", "ci_high", "n")}
                        for g in verdict["gates"]},
         "verdict": verdict["decision"],
@@ -208,6 +208,30 @@ def registry_entry(root: Path, params: dict[str, Any], version: str, who: str, t
         "evidence": evidence,
     }
     return entry, outs[MODEL_OUT]
+
+
+def training_record(train: dict[str, Any]) -> dict[str, Any]:
+    """The method (a recipe's chain) and its main settings; a recipe's per step."""
+    from rlops.train import methods
+
+    keys = ("beta", "learning_rate", "max_steps")
+    steps = methods.steps(train)
+    if len(steps) == 1:
+        return {"method": train["method"], **{k: train[k] for k in keys if k in train}}
+    return {"method": train["method"], "steps": [{"method": s["method"], **{k: s[k] for k in keys if k in s}}
+                                                 for s in steps]}
+
+
+def trained_on(params: dict[str, Any], outs: dict[str, Any]) -> dict[str, Any]:
+    """{"sets": {set: md5}} of every extract set the method (or a recipe step) read, from dvc.lock."""
+    from rlops.train import methods
+
+    sets = {}
+    for step in methods.steps(params["train"]):
+        for name, path in methods.input_files(methods.get(step["method"]), params).items():
+            if path in outs:
+                sets[name] = outs[path]["md5"]
+    return {"sets": dict(sorted(sets.items()))} if sets else {}
 
 
 def moved(current: manifest.Manifest, version: str, promotion: dict[str, Any]) -> manifest.Manifest:

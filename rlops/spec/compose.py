@@ -109,6 +109,23 @@ def _apply_mapping(section: dict[str, Any], overrides: dict[str, Any], spec_file
     return problems
 
 
+def _recipe(root: Path, steps: list[dict[str, Any]], spec_file: str, line) -> tuple[dict[str, Any], list[Problem]]:
+    """params.yaml's train section for a recipe: `method` names the chain (sft+dpo), `steps` holds each step's
+    whole settings (its method's conf file, then the step's overrides)."""
+    problems: list[Problem] = []
+    out = []
+    for i, step in enumerate(steps):
+        conf = root / CONF_DIR / "method" / f"{step['method']}.yaml"
+        if not conf.is_file():
+            problems.append(Problem(spec_file, line(("train", "steps", i, "method")), f"train.steps[{i}].method",
+                                    f"no method {step['method']!r} ({conf.relative_to(root).as_posix()} is missing)"))
+            continue
+        values = load_yaml(conf, root).data or {}
+        problems += _apply_mapping(values, step.get("overrides", {}), spec_file, f"train.steps.{i}.overrides", line)
+        out.append(values)
+    return {"method": "+".join(str(s["method"]) for s in steps), "steps": out}, problems
+
+
 def _default_choice(root: Path, group: str) -> str | None:
     """The file config.yaml's defaults list picks for `group` (e.g. runtime: cpu)."""
     try:
@@ -157,8 +174,14 @@ def _origin(root: Path, spec, groups: dict[str, str], values, choice: dict[str, 
             for n in range(len(rest), 0, -1):  # a dotted override (trl.lr_scheduler_type) names a nested value
                 if ".".join(map(str, rest[:n])) in overrides:
                     return in_spec("train", "overrides", ".".join(map(str, rest[:n])))
+            if rest[:1] == ("steps",) and len(rest) > 1 and isinstance(rest[1], int):
+                step = (data["train"].get("steps") or [{}])[rest[1]] if rest[1] < len(data["train"].get("steps") or []) else {}
+                key = ".".join(map(str, rest[2:]))
+                if key in (step.get("overrides") or {}):
+                    return in_spec("train", "steps", rest[1], "overrides", key)
+                return in_spec("train", "steps", rest[1], "method")
             if rest == ("method",):
-                return in_spec("train", "method")
+                return in_spec("train", "steps") if data["train"].get("steps") else in_spec("train", "method")
             return conf_line("method", path) if "method" not in groups else ("command line", None, field_path(path))
         if section == "gate" and rest[:1] == ("rules",):
             return in_spec("gates", *rest[1:])
@@ -223,13 +246,18 @@ def _plan(root: Path, lines: Any, overrides: list[str], semantic: list[Problem])
         raise InvalidInput([Problem("command line", None, "model", f"model={groups['model']} conflicts with parent "
                                     f"{spec['policy']}@{parent_version}: the parent's checkpoint is the model")],
                            hint="drop the model= override, or set `parent: base` in the spec")
-    choice = {"model": policy["base_model"], "method": spec["train"]["method"], **groups}
+    steps = spec["train"].get("steps")
+    choice = {"model": policy["base_model"], "method": steps[0]["method"] if steps else spec["train"]["method"], **groups}
     composed = _compose(root, choice)
     if parent_model is not None:
         composed["model"] = parent_model
 
-    train = composed["train"]
-    problems = _apply_mapping(train, spec["train"].get("overrides", {}), spec_file, "train.overrides", lines.line)
+    if steps:  # a recipe: each step is its method's conf with the step's overrides, in order
+        train, problems = _recipe(root, steps, spec_file,
+                                  lambda path: lines.line(tuple(int(k) if k.isdigit() else k for k in path)))
+    else:
+        train = composed["train"]
+        problems = _apply_mapping(train, spec["train"].get("overrides", {}), spec_file, "train.overrides", lines.line)
     evaluate = composed["evaluate"]
     problems += _apply_mapping(evaluate, spec["evaluate"].get("overrides", {}), spec_file, "evaluate.overrides", lines.line)
     evaluate["suites"] = list(spec["evaluate"]["suites"])

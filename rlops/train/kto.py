@@ -8,6 +8,7 @@ the weights used are in the metrics.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -40,9 +41,10 @@ def balanced_weights(n_desirable: int, n_undesirable: int) -> tuple[float, float
         raise StageFailed(f"kto needs both good and bad answers; the unpaired set has {n_desirable} good and "
                           f"{n_undesirable} bad", hint="add the rating signal (or implicit) to extract.signals, or "
                                                        "collect feedback of the missing kind")
+    # the up-weight is rounded up at 6 decimals (as the metrics record it), so the ratio is 1 or just above, never below
     if n_desirable < n_undesirable:
-        return n_undesirable / n_desirable, 1.0
-    return 1.0, n_desirable / n_undesirable
+        return math.ceil(n_undesirable / n_desirable * 1e6) / 1e6, 1.0
+    return 1.0, math.floor(n_desirable / n_undesirable * 1e6) / 1e6
 
 
 def run(ctx: common.TrainContext) -> dict[str, Any]:

@@ -45,6 +45,17 @@ MANAGED = ("output_dir", "seed", "data_seed", "bf16", "fp16", "use_cpu", "report
            "resume_from_checkpoint", "disable_tqdm", "dataloader_num_workers", "logging_dir")
 
 
+def steps(train: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The train section's steps: a recipe's `steps`, or the one method's section itself."""
+    return list(train["steps"]) if "steps" in train else [train]
+
+
+def step_dir(i: int, method: str, last: bool) -> str:
+    """Where step `i` (from 1) writes: the last step is the candidate (artifacts/train), earlier ones under
+    artifacts/train/steps/<i>-<method>/."""
+    return layout.TRAIN if last else f"{layout.TRAIN_STEPS}/{i}-{method}"
+
+
 def get(name: str) -> components.Method:
     return components.get("method", name)  # type: ignore[return-value]
 
@@ -123,6 +134,14 @@ def problems(params: Mapping[str, Any], bad: Callable[[tuple, str], None], prefi
 
     train = _at(params, prefix)
     if not isinstance(train, Mapping):
+        return
+    if prefix == ("train",) and "steps" in train:  # a recipe: each step is checked as a method of its own
+        steps = train["steps"]
+        if not isinstance(steps, list) or not steps:
+            bad((*prefix, "steps"), "must be a list of steps, each {method: NAME, overrides: {...}}")
+            return
+        for i in range(len(steps)):
+            problems(params, bad, (*prefix, "steps", i))
         return
     method = train.get("method")
     if method not in names():
