@@ -104,6 +104,7 @@ class Method(Component):
 
     sets: tuple[str, ...] = ()  # training sets it reads: pairs, unpaired, sft, rewards, prompts
     trl_config: str = ""
+    policy: bool = True  # its merged/ is a policy; False (a reward model): the next recipe step starts where it did
 
 
 _REGISTERED: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}

@@ -386,3 +386,23 @@ def test_an_online_round_keeps_a_pair_only_when_both_orders_agree():
                                                                  (None, None)]
     assert records[0]["rejected"] == reply("ok") and (records[0]["forward"], records[0]["backward"]) == ("second", "first")
     assert all("chosen" not in r for r in judge_round(Scripted(True), [USER] * 3, answers))
+
+
+@pytest.mark.slow
+def test_a_reward_then_grpo_recipe_trains_grpo_from_the_parent_with_the_step_s_reward_model(project):
+    from tests.conftest import run
+
+    repo, env = project
+    spec = repo / SPEC
+    spec.write_text(spec.read_text().replace("  method: dpo\n  overrides: {beta: 0.1, max_steps: 24}", """  steps:
+    - {method: reward, overrides: {max_steps: 2, max_length: 1024, per_device_train_batch_size: 2}}
+    - {method: grpo, overrides: {max_steps: 2, max_prompts: 4, max_completion_length: 8, num_generations: 2,
+       per_device_train_batch_size: 2, rewards: [{name: reward_model, path: artifacts/train/steps/1-reward/merged}]}}"""))
+    run(["rlops", "plan", SPEC, "model=tiny"], repo, env)
+    run(["dvc", "repro", "train"], repo, env)
+    recipe = json.loads((repo / "artifacts/train/steps/recipe.json").read_text())["steps"]
+    assert [(s["method"], s["start"]) for s in recipe] == [("reward", "artifacts/base/model"),
+                                                           ("grpo", "artifacts/base/model")]
+    assert recipe[1]["metrics"]["reward_reward_model"] is not None
+    config = json.loads((repo / "artifacts/train/merged/config.json").read_text())
+    assert config["architectures"] == ["LlamaForCausalLM"]

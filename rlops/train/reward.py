@@ -6,8 +6,10 @@ else its content), so the split does not move when other pairs come or go; the m
 (chosen scored above rejected) of the trained model and of the untrained head, and the pair counts.
 
 The model is written like every method's: `merged/` holds the reward model (weights + tokenizer), which the `grpo`
-and `rloo` reward function `reward_model` reads. A later step of the same recipe points at that step's folder; a
-later cycle points at a copy kept in the repository (`dvc add models/reward-v1` after copying merged/ there):
+and `rloo` reward function `reward_model` reads. It is no policy (`policy=False`): in a recipe the step after it
+starts from the checkpoint the reward step started from, and points at the reward step's folder
+(`artifacts/train/steps/1-reward/merged` for step 1); a later cycle points at a copy kept in the repository
+(`dvc add models/reward-v1` after copying merged/ there):
 
     rewards: [{name: reward_model, weight: 1.0, path: models/reward-v1}]
 """
@@ -121,4 +123,5 @@ def run(ctx: common.TrainContext) -> dict[str, Any]:
 METHOD = components.register(components.Method(
     "method", "reward", "A reward model (sequence-classification head) on preference pairs, for grpo/rloo (RLHF)",
     reads="pairs: prompt, chosen, rejected", writes="the reward model (merged/), metrics with held-out accuracy, curve",
-    function=run, settings=RewardSettings, sets=("pairs",), trl_config="trl.trainer.reward_config:RewardConfig"))
+    function=run, settings=RewardSettings, sets=("pairs",), trl_config="trl.trainer.reward_config:RewardConfig",
+    policy=False))
