@@ -13,6 +13,7 @@ that listing the names costs no import. Code elsewhere (a plug-in, a test) calls
 | `importer`  | `rlops/observe/importers/<format>.py` | `(ctx, source) -> (stream, record, where)...`   |
 | `serve_backend` | `rlops/serve/backends.py` | `(ServeSettings, root) -> backend` (`complete`, `stream`, `close`) |
 | `method`    | `rlops/train/<method>.py`   | `(ctx: train.common.TrainContext) -> metrics dict`; `Method` adds the sets it reads and its TRL config |
+| `reward`    | `rlops/train/rewards.py`    | `(settings, ctx) -> fn(prompts, completions, **columns) -> list[float]` (grpo, rloo) |
 
 Pydantic (not dataclasses) because one model gives what each plug-in point needs: validation that reports every
 field at once with its path, typed defaults, and the JSON Schema fragment the spec schema is built from.
@@ -31,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from rlops.errors import InvalidInput, Problem
 
 KINDS = {"gate_rule": "gate rule", "metric": "metric", "judge": "judge type", "importer": "import format",
-         "serve_backend": "serving backend", "method": "train method"}
+         "serve_backend": "serving backend", "method": "train method", "reward": "reward function"}
 
 # kind -> name -> the module that registers it on import; the order is the order names are listed
 BUILTIN: dict[str, dict[str, str]] = {
@@ -74,6 +75,15 @@ BUILTIN: dict[str, dict[str, str]] = {
         "sft": "rlops.train.sft",
         "dpo": "rlops.train.dpo",
         "kto": "rlops.train.kto",
+        "reward": "rlops.train.reward",
+        "grpo": "rlops.train.grpo",
+        "rloo": "rlops.train.rloo",
+        "online_dpo": "rlops.train.online_dpo",
+    },
+    "reward": {  # the reward functions of grpo and rloo (train.rewards)
+        "reward_model": "rlops.train.rewards",
+        "judge": "rlops.train.rewards",
+        "rubric": "rlops.train.rewards",
     },
 }
 
@@ -122,6 +132,7 @@ class Method(Component):
 
     sets: tuple[str, ...] = ()  # training sets it reads: pairs, unpaired, sft, rewards, prompts
     trl_config: str = ""
+    policy: bool = True  # its merged/ is a policy; False (a reward model): the next recipe step starts where it did
 
 
 _REGISTERED: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}

@@ -92,7 +92,8 @@ def train(root: Path, params: dict[str, Any]) -> None:
         summary.append({"step": i, "method": method.name, "start": start.relative_to(root).as_posix(), "out": out,
                         "metrics": metrics})
         timings[f"{i}-{method.name}"] = ctx.timings
-        start = root / out / "merged"
+        if method.policy:  # a reward model is no policy: the step after it starts where it started
+            start = root / out / "merged"
     atomic_write_json(root / layout.RECIPE, {"steps": summary})
     atomic_write_json(root / layout.TRAIN_TIMINGS, {"seconds": round(time.perf_counter() - started, 1),
                                                      "steps": timings})

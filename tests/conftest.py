@@ -64,6 +64,7 @@ TRAIN_TESTS = {
     "test_train_plan.py": ["test_trl_keys_pass_through_and_unknown_or_managed_ones_are_refused",
                            "test_a_set_the_method_reads_that_extraction_does_not_produce",
                            "test_edit_sft_off_means_no_sft_set", "test_every_readme_train_snippet_plans"],
+    "test_train_rl.py": ["test_rlops_plan_refuses_an_unregistered_reward_in_the_spec_with_its_line"],
     "test_validate.py": ["test_example_specs_are_valid_in_the_real_repo"],
     "test_report_plots.py": ["test_the_gate_stage_writes_plots_next_to_the_report_and_links_them",
                              "test_the_win_rate_is_drawn_only_when_a_gate_has_one"],

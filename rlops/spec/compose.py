@@ -99,7 +99,9 @@ def _apply_mapping(section: dict[str, Any], overrides: dict[str, Any], spec_file
         for k in parents:
             node = node.get(k) if isinstance(node, dict) else None
         free = parents == ["trl"] and isinstance(node, dict)  # train.trl: keys of the TRL config, checked by plan
-        if not free and (not isinstance(node, dict) or leaf not in node or isinstance(node[leaf], dict)):
+        # a mapping setting (e.g. train.judge) is replaced whole by a mapping, or reached key by key with dots
+        if not free and (not isinstance(node, dict) or leaf not in node
+                         or (isinstance(node[leaf], dict) and not isinstance(value, dict))):
             known = ", ".join(sorted(k for k, v in section.items() if not isinstance(v, dict)))
             problems.append(Problem(spec_file, line((*field.split("."), key)), f"{field}.{key}",
                                     f"not a setting here; known: {known}"))
