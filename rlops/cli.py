@@ -525,6 +525,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_serving(sub, common)
     add_monitor(sub, common)
     add_cycle(sub, common)
+    from rlops.simulate import add_command as add_simulate  # stdlib only
+
+    add_simulate(sub, common)
     return parser
 
 
