@@ -337,6 +337,15 @@ class JudgeConfig(Settings):
     type: str = Field(title="Judge type", description="The judge type, by name.")
 
 
+def registered_rubric(name: str) -> str:
+    """`name` when a rubric of that name is registered; a ValueError naming the registered ones otherwise (the
+    check of every settings field that names a rubric: a judge's, a reward function's)."""
+    if name not in RUBRICS:
+        raise ValueError(f"{name!r} is not a registered rubric; use one of {', '.join(sorted(RUBRICS))} "
+                         "or register one with @rlops.extract.judges.register_rubric")
+    return name
+
+
 class RubricConfig(JudgeConfig):
     rubric: str = Field(title="Rubric", description="A rubric registered with @register_rubric.", **NON_EMPTY)
     tie_margin: float = Field(1e-6, ge=0, title="Tie margin", description="rubric: scores within this are a tie.")
@@ -344,10 +353,7 @@ class RubricConfig(JudgeConfig):
     @field_validator("rubric")
     @classmethod
     def _registered(cls, name: str) -> str:
-        if name not in RUBRICS:
-            raise ValueError(f"{name!r} is not a registered rubric; use one of {', '.join(sorted(RUBRICS))} "
-                             "or register one with @rlops.extract.judges.register_rubric")
-        return name
+        return registered_rubric(name)
 
 
 class TransformersConfig(JudgeConfig):

@@ -46,12 +46,9 @@ class RubricReward(Settings):
     @field_validator("rubric")
     @classmethod
     def _registered(cls, name: str) -> str:
-        from rlops.extract.judges import RUBRICS
+        from rlops.extract.judges import registered_rubric
 
-        if name not in RUBRICS:
-            raise ValueError(f"{name!r} is not a registered rubric; use one of {', '.join(sorted(RUBRICS))} "
-                             "or register one with @rlops.extract.judges.register_rubric")
-        return name
+        return registered_rubric(name)
 
 
 class ModelReward(Settings):
