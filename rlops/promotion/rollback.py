@@ -26,6 +26,18 @@ def _dvc_outputs(root: Path) -> list[str]:
         return []
 
 
+def _clean_base(root: Path, branch: str, allowed: tuple[str, ...] = ()) -> str:
+    """The branch a rollback starts from, once the working tree holds no change of the user's (DVC's own files and
+    `allowed` prefixes aside) and `branch` does not exist yet."""
+    dirty = [p for p in status_paths(root) if not dvc_leftover(p, _dvc_outputs(root)) and not p.startswith(allowed)]
+    if dirty:
+        raise InvalidInput("the working tree has uncommitted changes: " + ", ".join(dirty[:10]),
+                           hint="commit or stash them; a rollback branch carries only the manifest and the ledger")
+    if rev(root, f"refs/heads/{branch}"):
+        raise InvalidInput(f"the branch {branch} exists already", hint=f"delete it (`git branch -D {branch}`) first")
+    return git(root, "rev-parse", "--abbrev-ref", "HEAD").strip()
+
+
 def previous_production(entries: list[ledger.Entry], current: str) -> str | None:
     """The version production served before `current`, from the ledger's promotions."""
     for e in reversed(entries):
@@ -53,14 +65,8 @@ def rollback(root: Path, to: str | None = None, reason: str = "", *, remote: str
     if target != "base" and not (root / versions.version_file(policy, target)).is_file():
         raise InvalidInput(f"{policy}@{target} is not registered",
                          hint=f"registered versions: {', '.join(versions.registered(root, policy)) or 'none'}")
-    dirty = [p for p in status_paths(root) if not dvc_leftover(p, _dvc_outputs(root))]  # DVC's own files are no change
-    if dirty:
-        raise InvalidInput("the working tree has uncommitted changes: " + ", ".join(dirty[:10]),
-                         hint="commit or stash them; a rollback branch carries only the manifest and the ledger")
     branch = f"rollback/{policy}-{current.production}-to-{target}"
-    if rev(root, f"refs/heads/{branch}"):
-        raise InvalidInput(f"the branch {branch} exists already", hint=f"delete it (`git branch -D {branch}`) first")
-    base = git(root, "rev-parse", "--abbrev-ref", "HEAD").strip()
+    base = _clean_base(root, branch)
     who = actor(root)
     event = ledger.make_event(entries, "rolled_back", policy=policy, actor=who,
                               subjects=[{"name": f"{policy}@{target}", "digest": "production"}],
@@ -94,15 +100,8 @@ def end_canary(root: Path, version: str, reason: str = "", *, remote: str = "ori
     if problems:
         raise Refused([(EXIT_AUDIT, "audit/ledger.jsonl is damaged: " + "; ".join(map(str, problems[:3])))],
                       hint="run `rlops audit verify`")
-    dirty = [p for p in status_paths(root) if not dvc_leftover(p, _dvc_outputs(root))]
-    dirty = [p for p in dirty if not p.startswith("artifacts/monitor/")]  # the monitor's own report may be new
-    if dirty:
-        raise InvalidInput("the working tree has uncommitted changes: " + ", ".join(dirty[:10]),
-                           hint="commit or stash them; a rollback branch carries only the manifest and the ledger")
     branch = f"rollback/{policy}-canary-{version}"
-    if rev(root, f"refs/heads/{branch}"):
-        raise InvalidInput(f"the branch {branch} exists already", hint=f"delete it (`git branch -D {branch}`) first")
-    base = git(root, "rev-parse", "--abbrev-ref", "HEAD").strip()
+    base = _clean_base(root, branch, allowed=("artifacts/monitor/",))  # the monitor's own report may be new
     event = ledger.make_event(entries, "rolled_back", policy=policy, actor=actor(root),
                               subjects=[{"name": f"{policy}@{version}", "digest": "canary"}],
                               data={"from": current.production, "to": current.production, "canary": version,
