@@ -108,8 +108,8 @@ def test_propose_merge_promote_refusals_stale_and_rollback(project, tmp_path):
     run(["dvc", "add", "-q", "models/own"], repo, env)
     (repo / "pipelines/conf/model/own.yaml").write_text(OWN)
     spec = repo / SPEC1
-    good = "\n".join(line[:-1] + ", allow_uninformative: true}" if line.startswith("  - {metric:") else line
-                     for line in spec.read_text().splitlines()) + "\n"
+    good = "\n".join(line.replace("}", ", allow_uninformative: true}", 1) if line.startswith("  - {metric:") else line
+                     for line in spec.read_text().splitlines()) + "\n"  # a gate line may end with a comment
     spec.write_text(good)
     git(repo, env, "add", "models/own.dvc", "models/.gitignore", "pipelines/conf/model/own.yaml", SPEC1)
     git(repo, env, "commit", "-q", "-m", "Our own checkpoint; cycle 1 accepts gates that tie")
