@@ -26,9 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from scratch_project import copy_project
+
 SPEC = "specs/cycles/0001-damaged-orders.yaml"
-COPY = ["specs", "pipelines", "data", "rlops", "dvc.yaml", "params.yaml", ".dvc/config", ".gitignore"]
 
 
 def sh(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -63,16 +63,7 @@ def main(overrides: list[str]) -> None:
                DVC_NO_ANALYTICS="1")
     with tempfile.TemporaryDirectory(prefix="rlops-bench-") as tmp:
         repo = Path(tmp)
-        for name in COPY:
-            src = ROOT / name
-            if src.is_dir():
-                shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                (repo / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, repo / name)
-        for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                    ["git", "-c", "user.name=bench", "-c", "user.email=b@b", "commit", "-qm", "bench"]):
-            sh(cmd, repo, env)
+        copy_project(repo, env)
         sh(["rlops", "plan", SPEC, *overrides], repo, env)
         sh(["dvc", "repro", "--single-item", "base"], repo, env)
         nudged_copy(repo / "artifacts/base/model", repo / "artifacts/train/merged")

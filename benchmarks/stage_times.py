@@ -12,17 +12,16 @@ from __future__ import annotations
 import os
 import platform
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from scratch_project import copy_project
+
 SPEC = "specs/cycles/0001-damaged-orders.yaml"
 STAGES = ["base", "extract", "train", "evaluate@incumbent", "evaluate@candidate", "gate"]
-COPY = ["specs", "pipelines", "data", "rlops", "dvc.yaml", "params.yaml", ".dvc/config", ".gitignore"]
 
 
 def sh(cmd, cwd, env):
@@ -36,16 +35,7 @@ def main(overrides: list[str]) -> None:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", HF_HUB_OFFLINE="1")
     with tempfile.TemporaryDirectory(prefix="rlops-bench-") as tmp:
         repo = Path(tmp)
-        for name in COPY:
-            src = ROOT / name
-            if src.is_dir():
-                shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                (repo / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, repo / name)
-        for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                    ["git", "-c", "user.name=bench", "-c", "user.email=b@b", "commit", "-qm", "bench"]):
-            sh(cmd, repo, env)
+        copy_project(repo, env)
         sh(["rlops", "plan", SPEC, *overrides], repo, env)
         rows, total = [], 0.0
         for stage in STAGES:

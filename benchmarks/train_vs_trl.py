@@ -24,9 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from scratch_project import copy_project
+
 SPEC = "specs/cycles/0001-damaged-orders.yaml"
-COPY = ["specs", "pipelines", "data", "rlops", "dvc.yaml", "params.yaml", ".dvc/config", ".gitignore"]
 
 # B: what a user would write with TRL alone, given the same parent folder, pairs file and params.yaml values
 PLAIN_TRL = r'''
@@ -81,17 +81,8 @@ def main() -> None:
                HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     with tempfile.TemporaryDirectory(prefix="rlops-bench-") as tmp:
         repo = Path(tmp) / "repo"
-        for name in COPY:
-            src = ROOT / name
-            if src.is_dir():
-                shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                (repo / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, repo / name)
+        copy_project(repo, env)
         (Path(tmp) / "plain_trl.py").write_text(PLAIN_TRL)
-        for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                    ["git", "-c", "user.name=bench", "-c", "user.email=b@b", "commit", "-qm", "bench"]):
-            sh(cmd, repo, env)
         sh(["rlops", "plan", SPEC, f"train.max_steps={a.steps}", *a.overrides], repo, env)
         sh(["dvc", "repro", "base", "extract"], repo, env)
         load_before = uptime()
